@@ -1,0 +1,242 @@
+"""One consumer loop: take a batch into an in-flight list, store it, acknowledge it.
+
+Many of these run concurrently in one worker process (``WORKER_CONCURRENCY``);
+each owns one in-flight list. See :mod:`asyncworker.protocol` for why nothing is
+lost or counted twice when a process dies at any instant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from asyncworker import protocol
+from asyncworker.protocol import Event, InvalidEvent, QueueKeys
+from asyncworker.writer import is_transient, write_batch
+from db.settings import Settings
+
+log = logging.getLogger("asyncworker")
+T = TypeVar("T")
+
+
+class ServiceState:
+    """Up/down state of one dependency, shared by every loop of the process.
+
+    Logs one line when the service goes away and one when it comes back, never one
+    per retry, so an outage of an hour is two lines, not thousands.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.up = True
+
+    def down(self, exc: BaseException) -> None:
+        if self.up:
+            self.up = False
+            log.warning("%s unreachable (%s); keeping events and retrying", self.name, exc)
+
+    def recovered(self) -> None:
+        if not self.up:
+            self.up = True
+            log.warning("%s reachable again; catching up", self.name)
+
+
+@dataclass
+class WorkerContext:
+    """What the loops of one worker process share."""
+
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    keys: QueueKeys
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    redis_state: ServiceState = field(default_factory=lambda: ServiceState("Redis"))
+    db_state: ServiceState = field(default_factory=lambda: ServiceState("database"))
+    processed: int = 0
+    dead_lettered: int = 0
+
+
+def backoff_delay(attempt: int, cap: float = 5.0) -> float:
+    """Capped exponential backoff with jitter (0.1 s, 0.2 s, ... up to ``cap``)."""
+    return float(min(cap, 0.1 * 2 ** min(attempt, 16)) * (0.5 + random.random() / 2))
+
+
+async def retry_forever(
+    call: Callable[[], Awaitable[T]],
+    state: ServiceState,
+    transient: Callable[[BaseException], bool],
+) -> T:
+    """Run ``call`` until it succeeds, backing off on transient errors only.
+
+    Used for every step that must eventually happen for an event already taken
+    from the queue (store, acknowledge): giving up would lose or stall it. Shutdown
+    does not interrupt it; the worker's grace period does, by cancelling the task,
+    which leaves the batch in Redis for the next worker.
+    """
+    attempt = 0
+    while True:
+        try:
+            result = await call()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            state.down(exc)
+            await asyncio.sleep(backoff_delay(attempt))
+            attempt += 1
+            continue
+        state.recovered()
+        return result
+
+
+def _redis_transient(exc: BaseException) -> bool:
+    return isinstance(exc, (RedisError, OSError, ConnectionError, TimeoutError))
+
+
+def dead_letter_entry(raw: bytes, reason: str, batch_id: str) -> bytes:
+    """A dead letter: the message as received, why it was refused and when."""
+    entry: dict[str, str] = {
+        "reason": reason,
+        "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "batch_id": batch_id,
+    }
+    try:
+        entry["raw"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        import base64
+
+        entry["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    return orjson.dumps(entry)
+
+
+class BatchProcessor:
+    """Stores the contents of one in-flight list and acknowledges it."""
+
+    def __init__(self, ctx: WorkerContext, inflight_key: str) -> None:
+        self.ctx = ctx
+        self.inflight = inflight_key
+
+    async def process(self, marker: bytes, raws: list[bytes]) -> None:
+        """Store the events among ``raws``, dead-letter the rest, then acknowledge.
+
+        Safe to call again for the same marker after a crash: the ledger makes the
+        insert a no-op and the acknowledgement checks the marker.
+        """
+        ctx = self.ctx
+        batch_id = protocol.batch_id_of(marker) or "unknown"
+        good: list[Event] = []
+        dead: list[bytes] = []
+        for raw in raws:
+            try:
+                good.append(protocol.decode_wire(raw))
+            except InvalidEvent as exc:
+                log.warning("poison message moved to dead letters: %s: %r", exc, raw[:200])
+                dead.append(dead_letter_entry(raw, str(exc), batch_id))
+        try:
+            await retry_forever(
+                lambda: write_batch(ctx.engine, batch_id, good), ctx.db_state, is_transient
+            )
+        except Exception as exc:
+            log.error(
+                "batch %s refused by the database (%s); storing event by event", batch_id, exc
+            )
+            dead.extend(await self._write_one_by_one(batch_id, good, raws))
+        await retry_forever(
+            lambda: ctx.redis.eval(
+                protocol.FINISH_LUA, 2, self.inflight, ctx.keys.dead, marker, *dead
+            ),  # type: ignore[no-untyped-call]
+            ctx.redis_state,
+            _redis_transient,
+        )
+        ctx.processed += len(good)
+        ctx.dead_lettered += len(dead)
+
+    async def _write_one_by_one(
+        self, batch_id: str, good: list[Event], raws: list[bytes]
+    ) -> list[bytes]:
+        """Fallback when the database refuses a batch: isolate the event it refuses.
+
+        Each event gets its own ledger id (``<batch>-<n>``), so this too is safe to
+        replay; events the database refuses become dead letters with its reason.
+        """
+        dead: list[bytes] = []
+        for n, event in enumerate(good):
+            sub_id = f"{batch_id}-{n}"
+            try:
+                await retry_forever(
+                    lambda e=event, s=sub_id: write_batch(self.ctx.engine, s, [e]),
+                    self.ctx.db_state,
+                    is_transient,
+                )
+            except Exception as exc:
+                reason = f"refused by the database: {type(exc).__name__}: {exc}"[:500]
+                dead.append(dead_letter_entry(event.to_wire(), reason, sub_id))
+        return dead
+
+
+class Consumer:
+    """A loop that fills its own in-flight list from the queue, batch after batch."""
+
+    def __init__(self, ctx: WorkerContext, consumer_id: str) -> None:
+        self.ctx = ctx
+        self.consumer_id = consumer_id
+        self.inflight = ctx.keys.inflight(consumer_id)
+        self.processor = BatchProcessor(ctx, self.inflight)
+
+    async def run(self) -> None:
+        while not self.ctx.stopping.is_set():
+            try:
+                await self.run_once()
+            except (RedisError, OSError) as exc:
+                self.ctx.redis_state.down(exc)
+                await asyncio.sleep(backoff_delay(2))
+
+    async def run_once(self) -> None:
+        """Take one batch (waiting for its first event) and store it."""
+        ctx, keys = self.ctx, self.ctx.keys
+        leftover: list[bytes] = await ctx.redis.lrange(self.inflight, 0, -1)
+        if leftover and protocol.batch_id_of(leftover[-1]) is not None:
+            # Our own list from an interrupted attempt (e.g. Redis went away mid-batch).
+            marker, pending = leftover[-1], leftover[:-1]
+        else:
+            marker, pending = protocol.new_batch_marker(), leftover
+            await ctx.redis.rpush(self.inflight, marker)
+        if pending:
+            await self.processor.process(marker, list(reversed(pending)))
+            return
+        first = None
+        while first is None:
+            if ctx.stopping.is_set():
+                await ctx.redis.delete(self.inflight)
+                return
+            first = await ctx.redis.blmove(keys.queue, self.inflight, 1, "RIGHT", "LEFT")
+        ctx.redis_state.recovered()
+        raws: list[bytes] = [first]
+        size = ctx.settings.batch_size
+        deadline = time.monotonic() + ctx.settings.flush_interval_ms / 1000
+        while len(raws) < size and not ctx.stopping.is_set():
+            moved: list[bytes] = await ctx.redis.eval(
+                protocol.MOVE_LUA, 2, keys.queue, self.inflight, size - len(raws)
+            )
+            raws.extend(moved)
+            remaining = deadline - time.monotonic()
+            if len(raws) >= size or remaining <= 0:
+                break
+            if not moved:
+                item = await ctx.redis.blmove(
+                    keys.queue, self.inflight, max(remaining, 0.01), "RIGHT", "LEFT"
+                )
+                if item is None:
+                    break
+                raws.append(item)
+        await self.processor.process(marker, raws)

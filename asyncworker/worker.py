@@ -1,0 +1,326 @@
+"""The worker daemon: consumer loops, heartbeat, janitor, and two-phase shutdown.
+
+Shaped after arq's ``worker.py``: a fixed number of concurrent loops in one
+asyncio process on uvloop; a heartbeat key with a TTL that others read to know we
+are alive (and that ``analytics worker --check`` reads for process managers); a
+first SIGINT/SIGTERM stops taking new events and lets batches in flight finish
+within a grace period, a second one (or the end of the grace) stops at once,
+leaving unfinished batches in Redis where the next worker adopts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from asyncworker import protocol
+from asyncworker.consumer import (
+    BatchProcessor,
+    Consumer,
+    WorkerContext,
+    backoff_delay,
+)
+from asyncworker.protocol import QueueKeys
+from asyncworker.writer import prune_ledger
+from db.engine import create_engine
+from db.settings import Settings
+
+log = logging.getLogger("asyncworker")
+
+STARTED_LINE = "Worker started and connected successfully!"
+JANITOR_CONSUMER = "janitor"
+
+
+def redis_client(settings: Settings, *, socket_timeout: float = 10.0) -> Redis:
+    """A pooled client; the socket timeout stays above the 1 s blocking reads."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=3,
+        socket_timeout=socket_timeout,
+        health_check_interval=30,
+    )
+
+
+class StartupError(Exception):
+    """The worker cannot run with this configuration (reported as one line)."""
+
+
+async def _check_database(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    if not {"events", "ingest_batches"} <= tables:
+        raise StartupError("the database has no events table yet: run `analytics init-db` first")
+
+
+async def connect_with_retry(
+    redis: Redis, engine: AsyncEngine, stopping: asyncio.Event, max_delay: float = 10.0
+) -> bool:
+    """Wait for Redis and the database, backing off (capped); False if asked to stop."""
+    attempt = 0
+    reported: str | None = None
+    while not stopping.is_set():
+        try:
+            await redis.ping()
+            await _check_database(engine)
+            return True
+        except StartupError:
+            raise
+        except Exception as exc:
+            what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            if what != reported:
+                log.warning("waiting for Redis and the database (%s); retrying", what)
+                reported = what
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), backoff_delay(attempt, max_delay))
+            attempt += 1
+    return False
+
+
+class Worker:
+    """One worker process: ``concurrency`` consumers plus heartbeat and janitor tasks."""
+
+    def __init__(self, settings: Settings, redis: Redis, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.ctx = WorkerContext(settings, redis, engine, QueueKeys(settings.queue_name))
+        self.consumer_ids = [f"{self.worker_id}:{n}" for n in range(settings.worker_concurrency)]
+        self.janitor_id = f"{self.worker_id}:{JANITOR_CONSUMER}"
+        self.heartbeat_key = self.ctx.keys.heartbeat(self.worker_id)
+
+    async def beat(self) -> None:
+        ttl_ms = int(self.settings.heartbeat_ttl_s * 1000)
+        payload = orjson.dumps({"at": time.time(), "processed": self.ctx.processed})
+        await self.ctx.redis.set(self.heartbeat_key, payload, px=ttl_ms)
+
+    async def register(self) -> None:
+        """Heartbeat first, then registration: a registered worker is never seen as dead."""
+        await self.beat()
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "consumers": [*self.consumer_ids, self.janitor_id],
+        }
+        await self.ctx.redis.hset(self.ctx.keys.workers, self.worker_id, orjson.dumps(info))
+
+    async def heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_ttl_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.beat()
+            except (RedisError, OSError) as exc:
+                self.ctx.redis_state.down(exc)
+
+    async def janitor_loop(self) -> None:
+        """Adopt the batches of dead workers, and keep the batch ledger short."""
+        interval = max(self.settings.heartbeat_ttl_s / 2, 0.5)
+        last_prune = 0.0
+        while not self.ctx.stopping.is_set():
+            try:
+                await self.adopt_orphans()
+                if time.monotonic() - last_prune > 600:
+                    await self.prune()
+                    last_prune = time.monotonic()
+            except (RedisError, OSError) as exc:
+                self.ctx.redis_state.down(exc)
+            except Exception:
+                log.exception("janitor pass failed; will try again")
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.ctx.stopping.wait(), interval)
+
+    async def _registered(self) -> dict[str, dict[str, Any]]:
+        raw: dict[bytes, bytes] = await self.ctx.redis.hgetall(self.ctx.keys.workers)
+        out: dict[str, dict[str, Any]] = {}
+        for wid, info in raw.items():
+            try:
+                out[wid.decode()] = orjson.loads(info)
+            except orjson.JSONDecodeError:
+                out[wid.decode()] = {"consumers": []}
+        return out
+
+    async def adopt_orphans(self) -> int:
+        """Finish every batch left by a worker whose heartbeat expired; returns batches adopted."""
+        ctx, keys = self.ctx, self.ctx.keys
+        mine = keys.inflight(self.janitor_id)
+        processor = BatchProcessor(ctx, mine)
+        adopted = 0
+        for wid, info in (await self._registered()).items():
+            if wid == self.worker_id:
+                continue
+            hb = keys.heartbeat(wid)
+            if await ctx.redis.exists(hb):
+                continue
+            for consumer_id in info.get("consumers", []):
+                orphan = keys.inflight(consumer_id)
+                result = await ctx.redis.eval(protocol.ADOPT_LUA, 3, orphan, hb, mine)
+                if result == -1:
+                    break  # it came back to life
+                if result == -2:
+                    await self._finish_own_list(processor, mine)
+                    result = await ctx.redis.eval(protocol.ADOPT_LUA, 3, orphan, hb, mine)
+                if result == 1:
+                    adopted += 1
+                    log.warning("adopting the unfinished batch of dead consumer %s", consumer_id)
+                    await self._finish_own_list(processor, mine)
+            else:
+                if not any(
+                    [await ctx.redis.exists(keys.inflight(c)) for c in info.get("consumers", [])]
+                ):
+                    await ctx.redis.hdel(keys.workers, wid)
+        return adopted
+
+    async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
+        items: list[bytes] = await self.ctx.redis.lrange(key, 0, -1)
+        if not items:
+            return
+        if protocol.batch_id_of(items[-1]) is not None:
+            marker, pending = items[-1], items[:-1]
+        else:
+            marker, pending = protocol.new_batch_marker(), items
+            await self.ctx.redis.rpush(key, marker)
+        await processor.process(marker, list(reversed(pending)))
+
+    async def prune(self) -> None:
+        keys = self.ctx.keys
+        live: set[str] = set()
+        for info in (await self._registered()).values():
+            for consumer_id in info.get("consumers", []):
+                tail = await self.ctx.redis.lindex(keys.inflight(consumer_id), -1)
+                if tail is not None and (bid := protocol.batch_id_of(tail)):
+                    live.add(bid)
+        removed = await prune_ledger(self.ctx.engine, live)
+        if removed:
+            log.info("pruned %d old batch ids from the ledger", removed)
+
+    async def deregister(self) -> None:
+        """Drop the heartbeat at once (so leftovers are adopted now) and the entry if clean."""
+        ctx = self.ctx
+        with contextlib.suppress(RedisError, OSError):
+            await ctx.redis.delete(self.heartbeat_key)
+            lists = [ctx.keys.inflight(c) for c in [*self.consumer_ids, self.janitor_id]]
+            if not await ctx.redis.exists(*lists):
+                await ctx.redis.hdel(ctx.keys.workers, self.worker_id)
+
+    async def run(self) -> int:
+        ctx = self.ctx
+        await self.register()
+        background = [
+            asyncio.create_task(self.heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self.janitor_loop(), name="janitor"),
+        ]
+        consumers = [
+            asyncio.create_task(Consumer(ctx, cid).run(), name=f"consumer-{cid}")
+            for cid in self.consumer_ids
+        ]
+        stop_wait = asyncio.create_task(ctx.stopping.wait())
+        await asyncio.wait([*consumers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        for task in consumers:
+            if task.done() and not task.cancelled() and task.exception():
+                log.error("consumer crashed", exc_info=task.exception())
+        ctx.stopping.set()
+        grace = self.settings.shutdown_grace_s
+        _, pending = await asyncio.wait(consumers, timeout=grace)
+        if pending:
+            log.warning(
+                "grace period over: leaving %d unfinished batches to the next worker", len(pending)
+            )
+        for task in [*pending, *background]:
+            task.cancel()
+        await asyncio.gather(*pending, *background, return_exceptions=True)
+        await self.deregister()
+        log.info("worker stopped: %d events stored this run", ctx.processed)
+        return 0
+
+
+async def serve_worker(settings: Settings) -> int:
+    """Connect (retrying), run until signalled, and return the exit code."""
+    loop = asyncio.get_running_loop()
+    redis = redis_client(settings)
+    engine = create_engine(settings, pool_size=settings.worker_concurrency + 2)
+    stopping = asyncio.Event()
+    worker: Worker | None = None
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.warning(
+                "%s received: finishing batches in flight (up to %.0f s; again to stop now)",
+                signal.Signals(signum).name,
+                settings.shutdown_grace_s,
+            )
+            stopping.set()
+            if worker is not None:
+                worker.ctx.stopping.set()
+        else:
+            log.warning("stopping now; unfinished batches stay in Redis for the next worker")
+            for task in asyncio.all_tasks(loop):
+                if task is not asyncio.current_task(loop) and task.get_name().startswith(
+                    "consumer"
+                ):
+                    task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        if not await connect_with_retry(redis, engine, stopping):
+            return 0
+        worker = Worker(settings, redis, engine)
+        worker.ctx.stopping = stopping
+        print(STARTED_LINE, flush=True)
+        log.info(
+            "worker %s: %d consumers on %r, batches of up to %d every %d ms",
+            worker.worker_id,
+            settings.worker_concurrency,
+            settings.queue_name,
+            settings.batch_size,
+            settings.flush_interval_ms,
+        )
+        return await worker.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def heartbeat_status(settings: Settings) -> dict[str, Any]:
+    """Live workers and the age of the oldest heartbeat (for --check, /readyz, /live)."""
+    redis = redis_client(settings, socket_timeout=3)
+    try:
+        return await read_heartbeats(redis, QueueKeys(settings.queue_name), settings)
+    finally:
+        await redis.aclose()
+
+
+async def read_heartbeats(redis: Redis, keys: QueueKeys, settings: Settings) -> dict[str, Any]:
+    """Ages come from the keys' remaining TTL, so no clocks need to agree."""
+    ttl = settings.heartbeat_ttl_s
+    workers: dict[bytes, bytes] = await redis.hgetall(keys.workers)
+    ages: list[float] = []
+    for wid in workers:
+        remaining = await redis.pttl(keys.heartbeat(wid.decode()))
+        if remaining is not None and remaining > 0:
+            ages.append(max(0.0, ttl - remaining / 1000))
+    return {
+        "workers": len(ages),
+        "registered": len(workers),
+        "oldest_heartbeat_age_s": round(max(ages), 3) if ages else None,
+        "alive": bool(ages),
+    }

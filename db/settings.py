@@ -1,0 +1,177 @@
+"""Typed settings read once from the environment and a ``.env`` file.
+
+Modelled on Starlette's ``config.py``: every value is parsed and checked when the
+settings are built, so a bad value stops the process at start with one clear line
+(:class:`SettingsError`) instead of a traceback deep inside a request or a batch.
+Names are the original README's (``FLASK_HOST``, ``REDIS_URL``, ``DATABASE_URL``...)
+plus the worker's tuning knobs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is meant for the user, as is."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def normalize_database_url(raw: str) -> URL:
+    """Map the URLs users write onto the async drivers of our stack.
+
+    The original README writes ``mysql+pymysql://``; we accept it (and plain
+    ``mysql://``, ``mariadb://``) and drive it through aiomysql. ``sqlite://``
+    becomes aiosqlite. Anything else is refused here rather than failing later.
+    """
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise SettingsError(f"DATABASE_URL is not a valid database URL: {raw!r}") from None
+    backend = url.get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        url = url.set(drivername="mysql+aiomysql")
+        query = dict(url.query)
+        query.setdefault("charset", "utf8mb4")
+        return url.set(query=query)
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    raise SettingsError(
+        f"DATABASE_URL must be a MySQL/MariaDB/TiDB or SQLite URL, got backend {backend!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the web app, the worker and the CLI read from the environment."""
+
+    flask_host: str
+    flask_port: int
+    redis_url: str
+    redis_url_configured: bool
+    queue_name: str
+    database_url: URL
+    database_url_configured: bool
+    tidb_ca_path: Path | None
+    force_ssl: bool
+    data_dir: Path
+    worker_concurrency: int
+    batch_size: int
+    flush_interval_ms: int
+    max_queue_length: int
+    heartbeat_ttl_s: float
+    shutdown_grace_s: float
+
+    @property
+    def use_tls(self) -> bool:
+        """Verified TLS to the database: asked for by a CA file or by FORCE_SSL."""
+        return self.force_ssl or self.tidb_ca_path is not None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
+) -> Settings:
+    """Build :class:`Settings` from ``environ`` (default ``os.environ``) over a ``.env`` file.
+
+    Real environment variables win over the ``.env`` file, as python-dotenv does by
+    default, so a deployment can override a checked-in development file.
+    """
+    env: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        env.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    env.update(os.environ if environ is None else environ)
+
+    data_dir = Path(env.get("ANALYTICS_DATA_DIR") or "data").expanduser()
+    raw_db = (env.get("DATABASE_URL") or "").strip()
+    db_configured = bool(raw_db)
+    if not raw_db:
+        raw_db = f"sqlite:///{(data_dir / 'analytics.db').resolve()}"
+    raw_redis = (env.get("REDIS_URL") or "").strip()
+    if raw_redis and not raw_redis.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw_redis!r}"
+        )
+    queue_name = (env.get("REDIS_QUEUE_NAME") or "event_queue").strip()
+    if not queue_name or any(c in queue_name for c in "{} \t\r\n"):
+        raise SettingsError(
+            f"REDIS_QUEUE_NAME must be a non-empty name without braces or spaces, "
+            f"got {queue_name!r}"
+        )
+    host = (env.get("FLASK_HOST") or "0.0.0.0").strip()
+    ca_raw = (env.get("TIDB_CA_PATH") or "").strip()
+    ca_path = Path(ca_raw).expanduser() if ca_raw else None
+    if ca_path is not None and not ca_path.is_file():
+        raise SettingsError(f"TIDB_CA_PATH points to {str(ca_path)!r}, which is not a file")
+
+    return Settings(
+        flask_host=host,
+        flask_port=_int(env, "FLASK_PORT", 5000, 1, 65535),
+        redis_url=raw_redis or DEFAULT_REDIS_URL,
+        redis_url_configured=bool(raw_redis),
+        queue_name=queue_name,
+        database_url=normalize_database_url(raw_db),
+        database_url_configured=db_configured,
+        tidb_ca_path=ca_path,
+        force_ssl=_bool(env, "FORCE_SSL", False),
+        data_dir=data_dir,
+        worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, 1, 256),
+        batch_size=_int(env, "BATCH_SIZE", 500, 1, 10_000),
+        flush_interval_ms=_int(env, "FLUSH_INTERVAL_MS", 200, 1, 60_000),
+        max_queue_length=_int(env, "MAX_QUEUE_LENGTH", 1_000_000, 1, 1_000_000_000),
+        heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),
+        shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
+    )

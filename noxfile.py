@@ -1,0 +1,44 @@
+"""Developer sessions: serve, tests, lint, typing (and bench)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+PACKAGES = ["webapp", "asyncworker", "db"]
+
+
+@nox.session(python=PYTHON)
+def serve(session: nox.Session) -> None:
+    """Install and run the whole system (embedded Redis + SQLite unless configured)."""
+    session.install("-e", ".")
+    session.run("analytics", "serve", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("flask", ["3", "2.3"])
+def tests(session: nox.Session, flask: str) -> None:
+    """The test suite against real Redis, MariaDB and SQLite, on Flask 3 and Flask 2.3."""
+    session.install("-e", ".[test]")
+    if flask == "2.3":
+        # Flask 2.3 predates Werkzeug 3; pin both to that generation.
+        session.install("flask[async]==2.3.3", "werkzeug==2.3.8")
+    else:
+        session.install("flask[async]>=3,<4")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typing(session: nox.Session) -> None:
+    session.install("-e", ".[test]", "mypy")
+    session.run("mypy")

@@ -1,0 +1,334 @@
+"""Fixtures that run the code against real services: Redis, MariaDB, SQLite.
+
+No mocks: Redis at 127.0.0.1:6379 and MariaDB at 127.0.0.1:3306 (root, no
+password) must be up. Locally a missing service skips its tests with the reason;
+under CI (``CI`` or ``ANALYTICS_REQUIRE_SERVICES`` set) it fails them instead, since a
+skipped service test there would hide a broken build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+import redis as redis_sync
+from redis.asyncio import Redis
+
+from db.engine import create_engine
+from db.schema import init_db
+from db.settings import Settings, load_settings
+from webapp import create_app
+from webapp.asgi import make_asgi
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
+MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
+REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} is not reachable ({exc})"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + "; services are mandatory under CI", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_available() -> str:
+    try:
+        redis_sync.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis at " + REDIS_URL, exc)
+    return REDIS_URL
+
+
+def mariadb_admin() -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=MARIADB_HOST, port=MARIADB_PORT, user="root", password="", autocommit=True
+    )
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    try:
+        mariadb_admin().close()
+    except Exception as exc:
+        _unavailable(f"MariaDB at {MARIADB_HOST}:{MARIADB_PORT}", exc)
+    return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test, dropped afterwards."""
+    name = f"analytics_t_{uuid.uuid4().hex[:12]}"
+    admin = mariadb_admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield f"{mariadb_server}/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'analytics.db'}"
+
+
+@pytest.fixture(params=["mariadb", "sqlite"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using it runs once on MariaDB and once on SQLite."""
+    name = "mariadb_url" if request.param == "mariadb" else "sqlite_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+def queue_name() -> str:
+    """A queue of its own per test, so tests never see each other's events."""
+    return f"test_q_{uuid.uuid4().hex[:10]}"
+
+
+def make_settings(**env: str) -> Settings:
+    return load_settings(environ=env, dotenv_path=None)
+
+
+@pytest.fixture
+def settings_factory(
+    redis_available: str, queue_name: str, tmp_path: Path
+) -> Callable[..., Settings]:
+    def build(database_url: str, **env: str) -> Settings:
+        base = {
+            "REDIS_URL": redis_available,
+            "REDIS_QUEUE_NAME": queue_name,
+            "DATABASE_URL": database_url,
+            "ANALYTICS_DATA_DIR": str(tmp_path / "data"),
+            "FLUSH_INTERVAL_MS": "50",
+            "WORKER_HEARTBEAT_TTL": "3",
+        }
+        base.update(env)
+        return make_settings(**base)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings], database_url: str) -> Settings:
+    return settings_factory(database_url)
+
+
+async def _clean_redis(settings: Settings) -> None:
+    client = Redis.from_url(settings.redis_url)
+    try:
+        keys = [settings.queue_name]
+        async for key in client.scan_iter(match="{" + settings.queue_name + "}*"):
+            keys.append(key)
+        await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def schema(settings: Settings) -> AsyncIterator[Settings]:
+    """The tables created (by the real migrations) and the queue's keys cleaned after."""
+    engine = create_engine(settings)
+    await init_db(engine)
+    await engine.dispose()
+    yield settings
+    await _clean_redis(settings)
+
+
+@pytest.fixture
+async def client(schema: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real ASGI app (bridge, lifespan resources, Flask) in process over httpx."""
+    flask_app = create_app({"SETTINGS": schema, "TESTING": True})
+    asgi = make_asgi(flask_app)
+    await asgi.on_startup()  # type: ignore[misc]
+    transport = httpx.ASGITransport(app=asgi)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+    await asgi.on_shutdown()  # type: ignore[misc]
+
+
+@pytest.fixture
+async def redis_client(schema: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(schema.redis_url)
+    yield client
+    await client.aclose()
+
+
+# ---------------------------------------------------------------- real processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A running ``analytics`` subprocess with its output in a log file."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> Proc:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", *self.args],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            if self.popen.poll() is not None:
+                raise AssertionError(f"{self.args} exited early:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not seen in {self.args} output:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            code = self.popen.wait()
+        self._log.close()
+        return code
+
+    def kill(self) -> None:
+        self.popen.kill()
+        self.popen.wait()
+        self._log.close()
+
+
+@dataclass
+class LiveServer:
+    """Real ``analytics web`` + ``analytics worker`` processes on real Redis and MariaDB."""
+
+    base_url: str
+    settings: Settings
+    env: dict[str, str]
+    tmp: Path
+    web: Proc
+    workers: list[Proc]
+
+    def start_worker(self, **extra_env: str) -> Proc:
+        env = {**self.env, **extra_env}
+        proc = Proc(["worker"], env, self.tmp / f"worker-{len(self.workers)}.log").start()
+        proc.wait_for_output("Worker started and connected successfully!")
+        self.workers.append(proc)
+        return proc
+
+
+def process_env(settings_env: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
+    env.update(settings_env)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer in {timeout} s")
+        time.sleep(0.1)
+
+
+def start_live_server(tmp: Path, database_url: str, redis_url: str, **extra: str) -> LiveServer:
+    port = free_port()
+    queue = f"live_q_{uuid.uuid4().hex[:10]}"
+    env_vars = {
+        "REDIS_URL": redis_url,
+        "REDIS_QUEUE_NAME": queue,
+        "DATABASE_URL": database_url,
+        "FLASK_HOST": "127.0.0.1",
+        "FLASK_PORT": str(port),
+        "ANALYTICS_DATA_DIR": str(tmp / "data"),
+        "FLUSH_INTERVAL_MS": "50",
+        "WORKER_HEARTBEAT_TTL": "3",
+        **extra,
+    }
+    env = process_env(env_vars)
+    init = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "init-db"], env=env, cwd=ROOT, capture_output=True
+    )
+    assert init.returncode == 0, init.stderr.decode()
+    assert "Tables created!" in init.stdout.decode()
+    web = Proc(["web"], env, tmp / "web.log").start()
+    server = LiveServer(f"http://127.0.0.1:{port}", make_settings(**env_vars), env, tmp, web, [])
+    server.start_worker()
+    wait_http(server.base_url + "/healthz")
+    return server
+
+
+def stop_live_server(server: LiveServer) -> None:
+    for worker in server.workers:
+        if worker.popen.poll() is None:
+            worker.stop()
+    server.web.stop()
+    asyncio.run(_clean_redis(server.settings))
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, mariadb_server: str, redis_available: str
+) -> Iterator[LiveServer]:
+    """Shared real servers for end-to-end and browser tests (one MariaDB database)."""
+    name = f"analytics_live_{uuid.uuid4().hex[:10]}"
+    admin = mariadb_admin()
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    server = start_live_server(
+        tmp_path_factory.mktemp("live"), f"{mariadb_server}/{name}", redis_available
+    )
+    try:
+        yield server
+    finally:
+        stop_live_server(server)
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def poll(fetch: Callable[[], Any], expected: Any, timeout: float = 20) -> Any:
+    """Call ``fetch`` until it returns ``expected`` (the last value is returned either way)."""
+    deadline = time.monotonic() + timeout
+    value = fetch()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = fetch()
+    return value

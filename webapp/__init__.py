@@ -1,0 +1,51 @@
+"""The web edge: ingestion (POST /event), stats, health, and the dashboard.
+
+``create_app`` is a Flask app factory in the style of the Flask tutorial: tests
+pass ``test_config`` (including a ready :class:`~db.settings.Settings`) instead of
+relying on the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from db.settings import Settings, load_settings
+from webapp.bridge import GreenFlask
+
+log = logging.getLogger("webapp")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = GreenFlask(__name__)
+    app.config.from_mapping(JSON_SORT_KEYS=False)
+    if test_config:
+        app.config.update(test_config)
+    if not isinstance(app.config.get("SETTINGS"), Settings):
+        app.config["SETTINGS"] = load_settings()
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from webapp import api, dashboard
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(dashboard.bp)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[dict[str, str], int]:
+        # Every error of the API is JSON, including 404 and 405 from routing.
+        return {"error": (exc.description or exc.name)}, exc.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> tuple[dict[str, str], int]:
+        log.exception("unhandled error")
+        return {"error": "internal error"}, 500
+
+    @app.after_request
+    def no_sniff(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app

@@ -1,0 +1,303 @@
+"""The JSON API: ingestion, stats, health.
+
+Views are ``async`` and await the process-wide Redis pool and engine (see
+:mod:`webapp.bridge`); they must never block the loop. Every error is
+``{"error": "..."}`` with a 4xx/5xx status; Redis being away is a 503 with
+``Retry-After``, never a 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, datetime, timezone
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from asyncworker.protocol import InvalidEvent, validate_event
+from asyncworker.worker import read_heartbeats
+from db import stats
+from db.stats import Period
+from webapp.resources import enqueue, resources
+
+log = logging.getLogger("webapp")
+bp = Blueprint("api", __name__)
+
+MAX_RANGE_DAYS = 366
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+LIVE_WINDOW_MIN = 5
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+@bp.errorhandler(ApiError)
+def api_error(exc: ApiError) -> Response:
+    response = json_response({"error": exc.message}, exc.status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+@bp.errorhandler(RedisError)
+def redis_down(exc: RedisError) -> Response:
+    log.warning("Redis unavailable: %s", exc)
+    return api_error(ApiError(503, "queue unavailable, retry later", retry_after=5))
+
+
+@bp.errorhandler(SQLAlchemyError)
+def database_down(exc: SQLAlchemyError) -> Response:
+    log.warning("database error: %s", str(exc).splitlines()[0][:300])
+    return api_error(ApiError(503, "database unavailable, retry later", retry_after=5))
+
+
+def json_response(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
+
+
+# ---------------------------------------------------------------- ingestion
+
+
+def _cors(response: Response) -> Response:
+    # Ingestion is public, like every analytics tool's: any site may post events.
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return response
+
+
+@bp.after_request
+def cors_for_event(response: Response) -> Response:
+    if request.path == "/event":
+        _cors(response)
+    return response
+
+
+@bp.route("/event", methods=["OPTIONS"])
+def event_preflight() -> Response:
+    return Response(status=204)
+
+
+def _parse_body() -> object:
+    mimetype = request.mimetype
+    if mimetype not in ("application/json", "text/plain", "") and not mimetype.endswith("+json"):
+        raise ApiError(415, "Content-Type must be application/json or text/plain")
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise ApiError(400, "body must be a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "body is not valid JSON") from None
+
+
+@bp.post("/event")
+async def post_event() -> Response:
+    data = _parse_body()
+    try:
+        event = validate_event(data, datetime.now(timezone.utc))
+    except InvalidEvent as exc:
+        raise ApiError(400, str(exc)) from None
+    res = resources()
+    dedupe = res.keys.seen(event.site_id, event.event_id) if event.event_id else None
+    outcome = await enqueue(res, event.to_wire(), event.site_id, dedupe)
+    if outcome < 0:
+        raise ApiError(503, "queue is full, retry later", retry_after=10)
+    return json_response({"status": "accepted"}, 202)
+
+
+# ---------------------------------------------------------------- stats
+
+
+def _day(name: str, raw: str) -> date:
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, f"{name} must be a date as YYYY-MM-DD") from None
+
+
+def _site_id() -> str:
+    site_id = request.args.get("site_id", "")
+    if not site_id:
+        raise ApiError(400, "site_id required")
+    if len(site_id) > 255:
+        raise ApiError(400, "site_id must be at most 255 characters")
+    return site_id
+
+
+def _period() -> tuple[Period, dict[str, str]]:
+    """``date`` (default today, UTC) or an inclusive ``from``/``to`` range."""
+    args = request.args
+    has_range = "from" in args or "to" in args
+    if has_range:
+        if "date" in args:
+            raise ApiError(400, "use either date or from/to, not both")
+        if not args.get("from") or not args.get("to"):
+            raise ApiError(400, "from and to are both required for a range")
+        start, end = _day("from", args["from"]), _day("to", args["to"])
+        if end < start:
+            raise ApiError(400, "from must not be after to")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise ApiError(400, f"a range covers at most {MAX_RANGE_DAYS} days")
+        return Period(start, end), {"from": start.isoformat(), "to": end.isoformat()}
+    raw = args.get("date")
+    day = _day("date", raw) if raw else datetime.now(timezone.utc).date()
+    return Period(day, day), {"date": day.isoformat()}
+
+
+def _event_type() -> str | None:
+    value = request.args.get("event_type")
+    if value is None or value == "":
+        return None
+    if len(value) > 255:
+        raise ApiError(400, "event_type must be at most 255 characters")
+    return value
+
+
+def _limit() -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
+    return value
+
+
+@bp.get("/stats")
+async def get_stats() -> Response:
+    site_id = _site_id()
+    period, label = _period()
+    event_type, limit = _event_type(), _limit()
+    async with resources().sessions() as session:
+        figures = await stats.summary(session, site_id, period, event_type, limit)
+    body: dict[str, Any] = {"site_id": site_id, **label, **figures}
+    if "from" in label:
+        body["unique_users_exact"] = True
+    return json_response(body)
+
+
+@bp.get("/stats/event-types")
+async def get_event_types() -> Response:
+    site_id = _site_id()
+    period, _ = _period()
+    async with resources().sessions() as session:
+        found = await stats.event_types(session, site_id, period)
+    return json_response(
+        {
+            "site_id": site_id,
+            "from": period.start.isoformat(),
+            "to": period.end.isoformat(),
+            "event_types": found,
+        }
+    )
+
+
+@bp.get("/stats/timeseries")
+async def get_timeseries() -> Response:
+    site_id = _site_id()
+    period, _ = _period()
+    interval = request.args.get("interval", "hour" if period.days == 1 else "day")
+    if interval not in ("hour", "day"):
+        raise ApiError(400, "interval must be hour or day")
+    if interval == "hour" and period.days > 31:
+        raise ApiError(400, "hourly series cover at most 31 days")
+    async with resources().sessions() as session:
+        series = await stats.timeseries(session, site_id, period, interval, _event_type())
+    return json_response(series)
+
+
+@bp.get("/sites")
+async def get_sites() -> Response:
+    async with resources().sessions() as session:
+        return json_response({"sites": await stats.sites(session)})
+
+
+# ---------------------------------------------------------------- health
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive and serving (no dependency is checked)."""
+    return json_response({"status": "ok"})
+
+
+async def _worker_state() -> dict[str, Any]:
+    res = resources()
+    return await read_heartbeats(res.redis, res.keys, res.settings)
+
+
+@bp.get("/readyz")
+async def readyz() -> Response:
+    """Redis and the database reachable; queue length and worker heartbeat age for operators."""
+    res = resources()
+    body: dict[str, Any] = {"status": "ok", "redis": False, "database": False}
+    body.update(queue_length=None, dead_letters=None, workers=0, worker_heartbeat_age_s=None)
+    try:
+        body["queue_length"] = int(await res.redis.llen(res.keys.queue))
+        body["dead_letters"] = int(await res.redis.llen(res.keys.dead))
+        state = await _worker_state()
+        body["workers"] = state["workers"]
+        body["worker_heartbeat_age_s"] = state["oldest_heartbeat_age_s"]
+        body["redis"] = True
+    except (RedisError, OSError):
+        pass
+    try:
+        async with res.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        body["database"] = True
+    except (SQLAlchemyError, OSError):
+        pass
+    ready = body["redis"] and body["database"]
+    body["status"] = "ok" if ready else "unavailable"
+    return json_response(body, 200 if ready else 503)
+
+
+@bp.get("/live")
+async def live() -> Response:
+    """Events accepted in the last five minutes, queue length and worker state."""
+    res = resources()
+    site_id = request.args.get("site_id") or None
+    minute = int(time.time() // 60)
+    pipe = res.redis.pipeline(transaction=False)
+    for m in range(minute - LIVE_WINDOW_MIN + 1, minute + 1):
+        if site_id is None:
+            pipe.hvals(res.keys.received(m))
+        else:
+            pipe.hget(res.keys.received(m), site_id)
+    pipe.llen(res.keys.queue)
+    *buckets, queue_length = await pipe.execute()
+    if site_id is None:
+        received = sum(int(v) for vals in buckets for v in vals)
+    else:
+        received = sum(int(v) for v in buckets if v is not None)
+    state = await _worker_state()
+    return json_response(
+        {
+            "site_id": site_id,
+            "received_last_5_min": received,
+            "queue_length": int(queue_length),
+            "worker": {
+                "alive": state["alive"],
+                "heartbeat_age_s": state["oldest_heartbeat_age_s"],
+                "workers": state["workers"],
+            },
+        }
+    )

@@ -1,0 +1,191 @@
+"""Serving Flask on Hypercorn's own event loop (the measured fastest route, DESIGN.md).
+
+Flask is a WSGI app; served as WSGI, every async view would get a new event loop
+in a thread, and no Redis pool or engine could be shared. Instead this ASGI
+callable reads the request body on the serving loop, opens a greenback portal in
+the request's task and runs ``app.wsgi_app`` right there. :class:`GreenFlask`
+turns each async view into ``greenback.await_(view())``, so views await the
+process-wide Redis pool and SQLAlchemy engine created in the ASGI lifespan.
+
+Consequence: sync code in a request runs on the loop and must never block on I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from typing import Any
+
+import greenback
+import orjson
+from a2wsgi.wsgi import build_environ
+from flask import Flask
+
+log = logging.getLogger("webapp")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+class GreenFlask(Flask):
+    """Flask whose async views re-enter the serving loop through greenback."""
+
+    def async_to_sync(self, func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return greenback.await_(func(*args, **kwargs))
+
+        return run
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class AsgiBridge:
+    """ASGI entry point: lifespan hooks plus Flask's WSGI app run on the loop."""
+
+    def __init__(
+        self,
+        app: Flask,
+        on_startup: Callable[[], Awaitable[None]] | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+        body_timeout_s: float = 5.0,
+    ) -> None:
+        self.app = app
+        self.on_startup = on_startup
+        self.on_shutdown = on_shutdown
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1000})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    if self.on_startup is not None:
+                        await self.on_startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    if self.on_shutdown is not None:
+                        await self.on_shutdown()
+                finally:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The whole body, refusing early what is over the limit or never arrives."""
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise BodyError(400, "invalid Content-Length header") from None
+                if declared > MAX_BODY_BYTES:
+                    raise BodyError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except asyncio.TimeoutError:
+                raise BodyError(408, "request body not received in time") from None
+            if message["type"] == "http.disconnect":
+                raise BodyError(499, "client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise BodyError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await self._read_body(scope, receive)
+        except BodyError as exc:
+            if exc.status != 499:
+                await _send_json(send, exc.status, {"error": exc.message})
+            return
+        await greenback.ensure_portal()
+        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input_terminated"] = True
+        environ["wsgi.errors"] = _ErrorsToLog()
+        started: dict[str, Any] = {}
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
+            started["status"] = int(status.split(" ", 1)[0])
+            started["headers"] = [
+                (k.lower().encode("latin1"), v.encode("latin1")) for k, v in headers
+            ]
+            return lambda _data: None
+
+        result: Iterable[bytes] = self.app.wsgi_app(environ, start_response)
+        try:
+            payload = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": started["status"],
+                "headers": started["headers"],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+class _ErrorsToLog:
+    """``wsgi.errors`` that goes to logging, never blocking writes to a stream."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            log.error(text.rstrip())
+
+    def flush(self) -> None:
+        return None
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"access-control-allow-origin", b"*"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

