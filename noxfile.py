@@ -7,18 +7,17 @@ import nox
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
-PYTHON = "3.11"
 PACKAGES = ["webapp", "asyncworker", "db"]
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def serve(session: nox.Session) -> None:
     """Install and run the whole system (embedded Redis + SQLite unless configured)."""
     session.install("-e", ".")
     session.run("analytics", "serve", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 @nox.parametrize("flask", ["3", "2.3"])
 def tests(session: nox.Session, flask: str) -> None:
     """The test suite against real Redis, MariaDB and SQLite, on Flask 3 and Flask 2.3."""
@@ -31,14 +30,14 @@ def tests(session: nox.Session, flask: str) -> None:
     session.run("pytest", *session.posargs)
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session(python=PYTHON)
+@nox.session
 def typing(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -151,13 +151,13 @@ class BatchProcessor:
                 "batch %s refused by the database (%s); storing event by event", batch_id, exc
             )
             dead.extend(await self._write_one_by_one(batch_id, good, raws))
-        await retry_forever(
-            lambda: ctx.redis.eval(
+
+        async def acknowledge() -> None:
+            await ctx.redis.eval(
                 protocol.FINISH_LUA, 2, self.inflight, ctx.keys.dead, marker, *dead
-            ),  # type: ignore[no-untyped-call]
-            ctx.redis_state,
-            _redis_transient,
-        )
+            )
+
+        await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)
         ctx.dead_lettered += len(dead)
 
@@ -172,12 +172,12 @@ class BatchProcessor:
         dead: list[bytes] = []
         for n, event in enumerate(good):
             sub_id = f"{batch_id}-{n}"
+
+            async def write_one(e: Event = event, s: str = sub_id) -> bool:
+                return await write_batch(self.ctx.engine, s, [e])
+
             try:
-                await retry_forever(
-                    lambda e=event, s=sub_id: write_batch(self.ctx.engine, s, [e]),
-                    self.ctx.db_state,
-                    is_transient,
-                )
+                await retry_forever(write_one, self.ctx.db_state, is_transient)
             except Exception as exc:
                 reason = f"refused by the database: {type(exc).__name__}: {exc}"[:500]
                 dead.append(dead_letter_entry(event.to_wire(), reason, sub_id))
@@ -204,7 +204,7 @@ class Consumer:
     async def run_once(self) -> None:
         """Take one batch (waiting for its first event) and store it."""
         ctx, keys = self.ctx, self.ctx.keys
-        leftover: list[bytes] = await ctx.redis.lrange(self.inflight, 0, -1)
+        leftover = cast("list[bytes]", await ctx.redis.lrange(self.inflight, 0, -1))
         if leftover and protocol.batch_id_of(leftover[-1]) is not None:
             # Our own list from an interrupted attempt (e.g. Redis went away mid-batch).
             marker, pending = leftover[-1], leftover[:-1]
@@ -219,7 +219,10 @@ class Consumer:
             if ctx.stopping.is_set():
                 await ctx.redis.delete(self.inflight)
                 return
-            first = await ctx.redis.blmove(keys.queue, self.inflight, 1, "RIGHT", "LEFT")
+            first = cast(
+                "bytes | None",
+                await ctx.redis.blmove(keys.queue, self.inflight, 1, "RIGHT", "LEFT"),
+            )
         ctx.redis_state.recovered()
         raws: list[bytes] = [first]
         size = ctx.settings.batch_size
@@ -233,8 +236,11 @@ class Consumer:
             if len(raws) >= size or remaining <= 0:
                 break
             if not moved:
-                item = await ctx.redis.blmove(
-                    keys.queue, self.inflight, max(remaining, 0.01), "RIGHT", "LEFT"
+                # Redis >= 6 takes fractional timeouts; redis-py's hint says int.
+                timeout = cast(int, max(remaining, 0.01))
+                item = cast(
+                    "bytes | None",
+                    await ctx.redis.blmove(keys.queue, self.inflight, timeout, "RIGHT", "LEFT"),
                 )
                 if item is None:
                     break

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import cast
 
 import orjson
 from redis.asyncio import Redis
@@ -23,11 +24,11 @@ async def dead_letters_command(
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
     keys = QueueKeys(settings.queue_name)
     try:
-        entries: list[bytes] = await redis.lrange(keys.dead, 0, -1)
+        entries = cast("list[bytes]", await redis.lrange(keys.dead, 0, -1))
         if purge:
             removed = 0
             for entry in entries:
-                removed += int(await redis.lrem(keys.dead, 1, entry))
+                removed += int(await redis.lrem(keys.dead, 1, entry))  # type: ignore[arg-type]
             print(f"purged {removed} dead letter(s)")
             return 0
         if requeue:

@@ -18,7 +18,7 @@ import signal
 import socket
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -144,7 +144,7 @@ class Worker:
                 await asyncio.wait_for(self.ctx.stopping.wait(), interval)
 
     async def _registered(self) -> dict[str, dict[str, Any]]:
-        raw: dict[bytes, bytes] = await self.ctx.redis.hgetall(self.ctx.keys.workers)
+        raw = cast("dict[bytes, bytes]", await self.ctx.redis.hgetall(self.ctx.keys.workers))
         out: dict[str, dict[str, Any]] = {}
         for wid, info in raw.items():
             try:
@@ -185,7 +185,7 @@ class Worker:
         return adopted
 
     async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
-        items: list[bytes] = await self.ctx.redis.lrange(key, 0, -1)
+        items = cast("list[bytes]", await self.ctx.redis.lrange(key, 0, -1))
         if not items:
             return
         if protocol.batch_id_of(items[-1]) is not None:
@@ -200,7 +200,9 @@ class Worker:
         live: set[str] = set()
         for info in (await self._registered()).values():
             for consumer_id in info.get("consumers", []):
-                tail = await self.ctx.redis.lindex(keys.inflight(consumer_id), -1)
+                tail = cast(
+                    "bytes | None", await self.ctx.redis.lindex(keys.inflight(consumer_id), -1)
+                )
                 if tail is not None and (bid := protocol.batch_id_of(tail)):
                     live.add(bid)
         removed = await prune_ledger(self.ctx.engine, live)
@@ -312,7 +314,7 @@ async def heartbeat_status(settings: Settings) -> dict[str, Any]:
 async def read_heartbeats(redis: Redis, keys: QueueKeys, settings: Settings) -> dict[str, Any]:
     """Ages come from the keys' remaining TTL, so no clocks need to agree."""
     ttl = settings.heartbeat_ttl_s
-    workers: dict[bytes, bytes] = await redis.hgetall(keys.workers)
+    workers = cast("dict[bytes, bytes]", await redis.hgetall(keys.workers))
     ages: list[float] = []
     for wid in workers:
         remaining = await redis.pttl(keys.heartbeat(wid.decode()))

@@ -25,6 +25,11 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
     return context
 
 
+def mysql_connect_args(settings: Settings) -> dict[str, Any]:
+    """Driver arguments for aiomysql: verified TLS when TIDB_CA_PATH or FORCE_SSL asks."""
+    return {"ssl": _ssl_context(settings)} if settings.use_tls else {}
+
+
 def is_sqlite(engine_or_settings: AsyncEngine | Settings) -> bool:
     if isinstance(engine_or_settings, AsyncEngine):
         return engine_or_settings.dialect.name == "sqlite"
@@ -44,8 +49,7 @@ def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_recycle=3600)
-        if settings.use_tls:
-            kwargs["connect_args"] = {"ssl": _ssl_context(settings)}
+        kwargs["connect_args"] = mysql_connect_args(settings)
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
 

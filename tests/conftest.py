@@ -8,7 +8,6 @@ skipped service test there would hide a broken build.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -97,10 +96,21 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(name))
 
 
+def delete_queue_keys(redis_url: str, name: str) -> None:
+    client = redis_sync.Redis.from_url(redis_url)
+    try:
+        keys = [name, *client.scan_iter(match="{" + name + "}*", count=1000)]
+        client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture
-def queue_name() -> str:
-    """A queue of its own per test, so tests never see each other's events."""
-    return f"test_q_{uuid.uuid4().hex[:10]}"
+def queue_name(redis_available: str) -> Iterator[str]:
+    """A queue of its own per test (its keys deleted after), so tests never meet."""
+    name = f"test_q_{uuid.uuid4().hex[:10]}"
+    yield name
+    delete_queue_keys(redis_available, name)
 
 
 def make_settings(**env: str) -> Settings:
@@ -131,25 +141,13 @@ def settings(settings_factory: Callable[..., Settings], database_url: str) -> Se
     return settings_factory(database_url)
 
 
-async def _clean_redis(settings: Settings) -> None:
-    client = Redis.from_url(settings.redis_url)
-    try:
-        keys = [settings.queue_name]
-        async for key in client.scan_iter(match="{" + settings.queue_name + "}*"):
-            keys.append(key)
-        await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture
-async def schema(settings: Settings) -> AsyncIterator[Settings]:
-    """The tables created (by the real migrations) and the queue's keys cleaned after."""
+async def schema(settings: Settings) -> Settings:
+    """The tables created by the real migrations."""
     engine = create_engine(settings)
     await init_db(engine)
     await engine.dispose()
-    yield settings
-    await _clean_redis(settings)
+    return settings
 
 
 @pytest.fixture
@@ -300,7 +298,7 @@ def stop_live_server(server: LiveServer) -> None:
         if worker.popen.poll() is None:
             worker.stop()
     server.web.stop()
-    asyncio.run(_clean_redis(server.settings))
+    delete_queue_keys(server.settings.redis_url, server.settings.queue_name)
 
 
 @pytest.fixture(scope="session")

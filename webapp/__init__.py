@@ -31,6 +31,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp import api, dashboard
 
     app.register_blueprint(api.bp)
+    try:  # TEMP until webapp/openapi.py lands
+        from webapp import openapi
+
+        app.register_blueprint(openapi.bp)
+    except ImportError:
+        pass
     app.register_blueprint(dashboard.bp)
 
     @app.errorhandler(HTTPException)

@@ -10,11 +10,15 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 
 from db.settings import Settings, SettingsError, load_settings
 
-STARTUP_ERRORS: tuple[type[BaseException], ...] = (SettingsError,)
+T = TypeVar("T")
 
 
 def _setup_logging() -> None:
@@ -23,17 +27,16 @@ def _setup_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-def _run(coro_fn: object) -> None:
-    """Run the worker's or a command's coroutine on uvloop where available."""
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on uvloop where available."""
     try:
         import uvloop
-
-        runner = uvloop.run
     except ImportError:  # pragma: no cover - Windows
-        runner = asyncio.run  # type: ignore[assignment]
-    return runner(coro_fn)  # type: ignore[arg-type,no-any-return]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
@@ -56,7 +59,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from asyncworker.worker import StartupError, heartbeat_status, serve_worker
 
     if args.check:
-        state: dict[str, object] = _run(heartbeat_status(settings))  # type: ignore[func-returns-value]
+        state: dict[str, object] = _run(heartbeat_status(settings))
         if state["alive"]:
             print(
                 f"ok: {state['workers']} worker(s) alive, oldest heartbeat "
@@ -66,7 +69,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         print("unhealthy: no worker heartbeat on queue " + repr(settings.queue_name))
         return 1
     try:
-        code: int = _run(serve_worker(settings))  # type: ignore[func-returns-value]
+        code: int = _run(serve_worker(settings))
     except StartupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -88,7 +91,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     from asyncworker.deadletters import dead_letters_command
 
-    result: int = _run(  # type: ignore[func-returns-value]
+    result: int = _run(
         dead_letters_command(settings, requeue=args.requeue, purge=args.purge, limit=args.limit)
     )
     return result
@@ -134,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (SQLAlchemyError, RedisError, OSError) as exc:
+        # A server that is down or refuses us: one line, not a traceback.
+        first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+        print(f"error: {type(exc).__name__}: {first_line[:300]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -78,6 +78,8 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         env["FLASK_PORT"] = str(port)
     bind_port = port or settings.flask_port
     python = [sys.executable, "-m", "webapp.cli"]
+    # Children get their own session: Ctrl-C reaches only us, and we pass on one
+    # SIGTERM (a second signal would make the worker skip its graceful finish).
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
@@ -92,8 +94,8 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         init = subprocess.run([*python, "init-db"], env=env)
         if init.returncode != 0:
             return init.returncode
-        children.append(subprocess.Popen([*python, "worker"], env=env))
-        children.append(subprocess.Popen([*python, "web"], env=env))
+        children.append(subprocess.Popen([*python, "worker"], env=env, start_new_session=True))
+        children.append(subprocess.Popen([*python, "web"], env=env, start_new_session=True))
         shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
         print(
             f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)", flush=True

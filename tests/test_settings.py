@@ -1,0 +1,103 @@
+"""Settings: the original README's names, URL mapping onto async drivers, fail-fast errors."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from db.engine import mysql_connect_args
+from db.settings import SettingsError, load_settings
+
+
+def settings(**env: str):  # type: ignore[no-untyped-def]
+    return load_settings(environ=env, dotenv_path=None)
+
+
+def test_defaults() -> None:
+    s = settings()
+    assert (s.flask_host, s.flask_port) == ("0.0.0.0", 5000)
+    assert s.redis_url == "redis://localhost:6379/0" and not s.redis_url_configured
+    assert s.queue_name == "event_queue"
+    assert s.database_url.drivername == "sqlite+aiosqlite"
+    assert s.database_url.database.endswith("analytics.db")
+    assert (s.worker_concurrency, s.batch_size, s.flush_interval_ms) == (4, 500, 200)
+    assert s.max_queue_length == 1_000_000
+    assert not s.use_tls
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mysql+pymysql://u:p@db:3306/analytics_db",
+        "mysql://u:p@db:3306/analytics_db",
+        "mariadb://u:p@db:3306/analytics_db",
+        "mysql+aiomysql://u:p@db:3306/analytics_db",
+    ],
+)
+def test_mysql_urls_are_driven_through_aiomysql(raw: str) -> None:
+    url = settings(DATABASE_URL=raw).database_url
+    assert url.drivername == "mysql+aiomysql"
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "u",
+        "p",
+        "db",
+        3306,
+        "analytics_db",
+    )
+    assert url.query["charset"] == "utf8mb4"
+
+
+def test_sqlite_url_uses_aiosqlite() -> None:
+    assert settings(DATABASE_URL="sqlite:///x.db").database_url.drivername == "sqlite+aiosqlite"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FLASK_PORT": "abc"}, "FLASK_PORT must be an integer, got 'abc'"),
+        ({"FLASK_PORT": "70000"}, "FLASK_PORT must be between 1 and 65535, got 70000"),
+        ({"FORCE_SSL": "maybe"}, "FORCE_SSL must be true or false, got 'maybe'"),
+        ({"DATABASE_URL": "postgresql://x/y"}, "got backend 'postgresql'"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL is not a valid database URL"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL must start with redis://"),
+        ({"REDIS_QUEUE_NAME": "a{b}"}, "REDIS_QUEUE_NAME must be a non-empty name"),
+        ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be between 1 and 10000, got 0"),
+        ({"WORKER_CONCURRENCY": "x"}, "WORKER_CONCURRENCY must be an integer"),
+        ({"TIDB_CA_PATH": "/nonexistent/ca.pem"}, "TIDB_CA_PATH points to '/nonexistent/ca.pem'"),
+    ],
+)
+def test_bad_settings_fail_with_one_clear_message(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings(**env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("FLASK_PORT=6001\nREDIS_QUEUE_NAME=from_file\n")
+    s = load_settings(environ={"FLASK_PORT": "6002"}, dotenv_path=dotenv)
+    assert s.flask_port == 6002
+    assert s.queue_name == "from_file"
+
+
+@pytest.mark.parametrize("env", [{"FORCE_SSL": "true"}, {"TIDB_CA_PATH": "CA"}])
+def test_tls_settings_give_a_verifying_context(env: dict[str, str], tmp_path: Path) -> None:
+    if "TIDB_CA_PATH" in env:
+        # Any PEM bundle will do to build the context: use the system's.
+        ca = ssl.get_default_verify_paths().cafile or ssl.get_default_verify_paths().openssl_cafile
+        if ca is None or not Path(ca).is_file():
+            pytest.skip("no system CA bundle file to stand in for a TiDB CA")
+        env = {"TIDB_CA_PATH": ca}
+    s = settings(DATABASE_URL="mysql+pymysql://u@db/x", **env)
+    assert s.use_tls
+    context = mysql_connect_args(s)["ssl"]
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+
+
+def test_no_tls_unless_asked() -> None:
+    assert mysql_connect_args(settings(DATABASE_URL="mysql+pymysql://u@db/x")) == {}
