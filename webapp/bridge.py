@@ -128,7 +128,7 @@ class AsgiBridge:
                 await _send_json(send, exc.status, {"error": exc.message})
             return
         await greenback.ensure_portal()
-        environ = build_environ(scope, io.BytesIO(body))  # type: ignore[arg-type]
+        environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         environ["CONTENT_LENGTH"] = str(len(body))
         environ["wsgi.input_terminated"] = True
         environ["wsgi.errors"] = _ErrorsToLog()
