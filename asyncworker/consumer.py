@@ -143,9 +143,10 @@ class BatchProcessor:
                 log.warning("poison message moved to dead letters: %s: %r", exc, raw[:200])
                 dead.append(dead_letter_entry(raw, str(exc), batch_id))
         try:
-            await retry_forever(
-                lambda: write_batch(ctx.engine, batch_id, good), ctx.db_state, is_transient
-            )
+            if good:  # a batch of only poison (or only a marker) has nothing to store
+                await retry_forever(
+                    lambda: write_batch(ctx.engine, batch_id, good), ctx.db_state, is_transient
+                )
         except Exception as exc:
             log.error(
                 "batch %s refused by the database (%s); storing event by event", batch_id, exc
@@ -202,15 +203,28 @@ class Consumer:
                 await asyncio.sleep(backoff_delay(2))
 
     async def run_once(self) -> None:
-        """Take one batch (waiting for its first event) and store it."""
+        """Take one batch (waiting for its first event) and store it.
+
+        A batch is exactly what its in-flight list holds under its marker. Two races
+        with a janitor that adopts our list because our heartbeat lapsed (a long pause:
+        we are alive, it cannot know) are closed here; each used to count events twice:
+
+        - the list is claimed (read, and sealed with a marker if it has none) in one
+          script, not read and then marked, so an adopter and we never store the same
+          leftover under two batch ids;
+        - after the last move we check that the list still ends with our marker. If it
+          was adopted meanwhile, the adopter stores what it took, and what we moved
+          afterwards sits in a new list under our key: the next round claims it as a
+          leftover, instead of storing it now under the adopted batch's id and again later.
+        """
         ctx, keys = self.ctx, self.ctx.keys
-        leftover = cast("list[bytes]", await ctx.redis.lrange(self.inflight, 0, -1))
-        if leftover and protocol.batch_id_of(leftover[-1]) is not None:
-            # Our own list from an interrupted attempt (e.g. Redis went away mid-batch).
-            marker, pending = leftover[-1], leftover[:-1]
-        else:
-            marker, pending = protocol.new_batch_marker(), leftover
-            await ctx.redis.rpush(self.inflight, marker)
+        claimed = cast(
+            "list[bytes]",
+            await ctx.redis.eval(protocol.CLAIM_LUA, 1, self.inflight, protocol.new_batch_marker()),
+        )
+        # Our own list from an interrupted attempt (e.g. Redis went away mid-batch),
+        # events moved after an adoption, or nothing but the new marker.
+        marker, pending = claimed[-1], claimed[:-1]
         if pending:
             await self.processor.process(marker, list(reversed(pending)))
             return
@@ -245,4 +259,11 @@ class Consumer:
                 if item is None:
                     break
                 raws.append(item)
+        if await ctx.redis.lindex(self.inflight, -1) != marker:
+            log.warning(
+                "batch %s was adopted by another worker while being filled (our heartbeat "
+                "lapsed); the adopter stores it, the events moved since are taken again",
+                protocol.batch_id_of(marker),
+            )
+            return
         await self.processor.process(marker, raws)

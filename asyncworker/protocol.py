@@ -24,9 +24,10 @@ finishes that batch, skipping the insert if the batch id is already in SQL.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -105,17 +106,48 @@ def _optional_str(data: dict[str, Any], name: str, limit: int) -> str | None:
     return value
 
 
+# ISO 8601 extended format: a date, optionally a time (HH:MM[:SS[.fraction]]) and then
+# optionally ``Z`` or an offset. Matched explicitly because ``datetime.fromisoformat``
+# differs between Python versions and, on 3.11+, ignores a trailing NUL and accepts any
+# character as the date/time separator.
+_ISO_8601 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
+    r"([Zz]|[+-]\d{2}(?::?\d{2})?)?)?",
+    re.ASCII,
+)
+
+
+def _offset(text: str | None) -> timezone:
+    if text is None or text in ("Z", "z"):
+        return timezone.utc
+    hours = int(text[1:3])
+    minutes = int(text[-2:]) if len(text) > 3 else 0
+    if hours > 23 or minutes > 59:
+        raise ValueError("offset out of range")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return timezone(-delta if text[0] == "-" else delta)
+
+
 def parse_timestamp(value: str) -> datetime:
     """ISO 8601 to an aware UTC datetime; an offset or ``Z`` is converted, naive means UTC."""
-    text = value.strip()
-    if text[-1:] in ("Z", "z"):
-        text = text[:-1] + "+00:00"
+    match = _ISO_8601.fullmatch(value.strip())
     try:
-        parsed = datetime.fromisoformat(text)
+        if match is None:
+            raise ValueError("not ISO 8601")
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        parsed = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=_offset(offset),
+        )
     except ValueError:
         raise InvalidEvent("timestamp must be an ISO 8601 date-time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
     try:
         parsed = parsed.astimezone(timezone.utc)
     except OverflowError:
@@ -219,6 +251,18 @@ for i = 1, tonumber(ARGV[1]) do
   out[i] = v
 end
 return out
+"""
+
+# KEYS: in-flight list. ARGV: a fresh batch marker.
+# Returns the list (newest first, marker last), after sealing it with the marker if its
+# tail is not one already. One step, so a janitor adopting the list in between cannot
+# leave the owner holding events under a marker the adopted list does not carry.
+CLAIM_LUA = """
+local tail = redis.call('LINDEX', KEYS[1], -1)
+if not tail or string.sub(tail, 1, 7) ~= '#batch:' then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+end
+return redis.call('LRANGE', KEYS[1], 0, -1)
 """
 
 # KEYS: in-flight list, dead-letter list. ARGV: batch marker, dead-letter entries...

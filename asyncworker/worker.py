@@ -100,22 +100,33 @@ class Worker:
         self.consumer_ids = [f"{self.worker_id}:{n}" for n in range(settings.worker_concurrency)]
         self.janitor_id = f"{self.worker_id}:{JANITOR_CONSUMER}"
         self.heartbeat_key = self.ctx.keys.heartbeat(self.worker_id)
+        self.info = orjson.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.time(),
+                "consumers": [*self.consumer_ids, self.janitor_id],
+            }
+        )
 
     async def beat(self) -> None:
+        """Refresh the heartbeat and, in the same transaction, our registration if it is gone.
+
+        A janitor that finds our heartbeat expired and none of our lists drops our entry.
+        If we were only paused (a stalled loop, a Redis blip), a beat that refreshed the
+        heartbeat alone would leave us unregistered for good, and should we die later
+        nobody would adopt our in-flight lists: their events would stay there forever.
+        """
         ttl_ms = int(self.settings.heartbeat_ttl_s * 1000)
         payload = orjson.dumps({"at": time.time(), "processed": self.ctx.processed})
-        await self.ctx.redis.set(self.heartbeat_key, payload, px=ttl_ms)
+        pipe = self.ctx.redis.pipeline(transaction=True)
+        pipe.set(self.heartbeat_key, payload, px=ttl_ms)
+        pipe.hsetnx(self.ctx.keys.workers, self.worker_id, self.info)
+        await pipe.execute()
 
     async def register(self) -> None:
-        """Heartbeat first, then registration: a registered worker is never seen as dead."""
+        """Heartbeat and registration at once: a registered worker is never seen as dead."""
         await self.beat()
-        info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": time.time(),
-            "consumers": [*self.consumer_ids, self.janitor_id],
-        }
-        await self.ctx.redis.hset(self.ctx.keys.workers, self.worker_id, orjson.dumps(info))
 
     async def heartbeat_loop(self) -> None:
         interval = self.settings.heartbeat_ttl_s / 3
@@ -185,14 +196,14 @@ class Worker:
         return adopted
 
     async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
-        items = cast("list[bytes]", await self.ctx.redis.lrange(key, 0, -1))
-        if not items:
+        if not await self.ctx.redis.exists(key):
             return
-        if protocol.batch_id_of(items[-1]) is not None:
-            marker, pending = items[-1], items[:-1]
-        else:
-            marker, pending = protocol.new_batch_marker(), items
-            await self.ctx.redis.rpush(key, marker)
+        # Claimed in one step, as Consumer.run_once does: our own list can be adopted too.
+        items = cast(
+            "list[bytes]",
+            await self.ctx.redis.eval(protocol.CLAIM_LUA, 1, key, protocol.new_batch_marker()),
+        )
+        marker, pending = items[-1], items[:-1]
         await processor.process(marker, list(reversed(pending)))
 
     async def prune(self) -> None:
@@ -231,9 +242,9 @@ class Worker:
         ]
         stop_wait = asyncio.create_task(ctx.stopping.wait())
         await asyncio.wait([*consumers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        for task in consumers:
-            if task.done() and not task.cancelled() and task.exception():
-                log.error("consumer crashed", exc_info=task.exception())
+        crashed = [t for t in consumers if t.done() and not t.cancelled() and t.exception()]
+        for task in crashed:
+            log.error("consumer crashed; stopping the worker", exc_info=task.exception())
         ctx.stopping.set()
         grace = self.settings.shutdown_grace_s
         _, pending = await asyncio.wait(consumers, timeout=grace)
@@ -246,7 +257,8 @@ class Worker:
         await asyncio.gather(*pending, *background, return_exceptions=True)
         await self.deregister()
         log.info("worker stopped: %d events stored this run", ctx.processed)
-        return 0
+        # A crashed loop is a bug, not a shutdown: a process manager should see it fail.
+        return 1 if crashed else 0
 
 
 async def serve_worker(settings: Settings) -> int:
