@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker.protocol import Event
@@ -30,7 +31,7 @@ def is_transient(exc: BaseException) -> bool:
     Anything else (a row the database refuses) would fail forever, so the caller
     splits the batch to find the offending event instead of stalling the queue.
     """
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
