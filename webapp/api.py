@@ -9,8 +9,9 @@ Views are ``async`` and await the process-wide Redis pool and engine (see
 from __future__ import annotations
 
 import logging
+import re
 import time
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -121,13 +122,26 @@ async def post_event() -> Response:
 # ---------------------------------------------------------------- stats
 
 
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INT = re.compile(r"[+-]?[0-9]{1,9}")
+
+
+# No event is before 1970 (the ingestion rule); the day after the last one must exist.
+FIRST_DAY = date(1970, 1, 1)
+LAST_DAY = date.max - timedelta(days=1)
+
+
 def _day(name: str, raw: str) -> date:
+    # Exactly YYYY-MM-DD: date.fromisoformat alone (3.11+) also takes "2024-W03-1".
     try:
-        if len(raw) != 10:
+        if not _DAY.fullmatch(raw):
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ApiError(400, f"{name} must be a date as YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ApiError(400, f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def _site_id() -> str:
@@ -172,10 +186,8 @@ def _limit() -> int:
     raw = request.args.get("limit")
     if raw is None:
         return DEFAULT_LIMIT
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
+    # Plain ASCII digits only: int() alone also takes "1_0" and non-ASCII digits.
+    value = int(raw) if _INT.fullmatch(raw) else 0
     if not 1 <= value <= MAX_LIMIT:
         raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
     return value
