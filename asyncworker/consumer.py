@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker import protocol
 from asyncworker.protocol import Event, InvalidEvent, QueueKeys
-from asyncworker.writer import is_transient, write_batch
+from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
 from db.settings import Settings
 
 log = logging.getLogger("asyncworker")
@@ -65,6 +65,23 @@ class WorkerContext:
     db_state: ServiceState = field(default_factory=lambda: ServiceState("database"))
     processed: int = 0
     dead_lettered: int = 0
+    worker_id: str = "unregistered"
+    registration: bytes = b"{}"
+    scripts: protocol.Scripts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scripts = protocol.Scripts(self.redis)
+
+    def registration_args(self) -> tuple[str, bytes]:
+        return self.worker_id, self.registration
+
+    async def claim(self, inflight: str) -> list[bytes]:
+        """The in-flight list, sealed with a batch marker (last) if it had none."""
+        found = await self.scripts.claim(
+            keys=[inflight, self.keys.workers],
+            args=[protocol.new_batch_marker(), *self.registration_args()],
+        )
+        return cast("list[bytes]", found)
 
 
 def backoff_delay(attempt: int, cap: float = 5.0) -> float:
@@ -145,18 +162,18 @@ class BatchProcessor:
         try:
             if good:  # a batch of only poison (or only a marker) has nothing to store
                 await retry_forever(
-                    lambda: write_batch(ctx.engine, batch_id, good), ctx.db_state, is_transient
+                    lambda: write_batch_bounded(ctx.engine, batch_id, good),
+                    ctx.db_state,
+                    is_transient,
                 )
-        except Exception as exc:
+        except REFUSALS as exc:
             log.error(
                 "batch %s refused by the database (%s); storing event by event", batch_id, exc
             )
             dead.extend(await self._write_one_by_one(batch_id, good, raws))
 
         async def acknowledge() -> None:
-            await ctx.redis.eval(
-                protocol.FINISH_LUA, 2, self.inflight, ctx.keys.dead, marker, *dead
-            )
+            await ctx.scripts.finish(keys=[self.inflight, ctx.keys.dead], args=[marker, *dead])
 
         await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)
@@ -175,11 +192,11 @@ class BatchProcessor:
             sub_id = f"{batch_id}-{n}"
 
             async def write_one(e: Event = event, s: str = sub_id) -> bool:
-                return await write_batch(self.ctx.engine, s, [e])
+                return await write_batch_bounded(self.ctx.engine, s, [e])
 
             try:
                 await retry_forever(write_one, self.ctx.db_state, is_transient)
-            except Exception as exc:
+            except REFUSALS as exc:
                 reason = f"refused by the database: {type(exc).__name__}: {exc}"[:500]
                 dead.append(dead_letter_entry(event.to_wire(), reason, sub_id))
         return dead
@@ -218,10 +235,7 @@ class Consumer:
           leftover, instead of storing it now under the adopted batch's id and again later.
         """
         ctx, keys = self.ctx, self.ctx.keys
-        claimed = cast(
-            "list[bytes]",
-            await ctx.redis.eval(protocol.CLAIM_LUA, 1, self.inflight, protocol.new_batch_marker()),
-        )
+        claimed = await ctx.claim(self.inflight)
         # Our own list from an interrupted attempt (e.g. Redis went away mid-batch),
         # events moved after an adoption, or nothing but the new marker.
         marker, pending = claimed[-1], claimed[:-1]
@@ -242,8 +256,12 @@ class Consumer:
         size = ctx.settings.batch_size
         deadline = time.monotonic() + ctx.settings.flush_interval_ms / 1000
         while len(raws) < size and not ctx.stopping.is_set():
-            moved: list[bytes] = await ctx.redis.eval(
-                protocol.MOVE_LUA, 2, keys.queue, self.inflight, size - len(raws)
+            moved = cast(
+                "list[bytes]",
+                await ctx.scripts.move(
+                    keys=[keys.queue, self.inflight, keys.workers],
+                    args=[size - len(raws), *ctx.registration_args()],
+                ),
             )
             raws.extend(moved)
             remaining = deadline - time.monotonic()

@@ -34,13 +34,21 @@ async def dead_letters_command(
         if requeue:
             moved = 0
             for entry in reversed(entries):  # oldest first, so the queue keeps their order
-                raw = raw_of(orjson.loads(entry))
+                try:
+                    raw = raw_of(orjson.loads(entry))
+                except (orjson.JSONDecodeError, ValueError, AttributeError):
+                    print(f"skipped an unreadable dead letter: {entry[:120]!r}")
+                    continue
                 moved += int(await redis.eval(REQUEUE_LUA, 2, keys.dead, keys.queue, entry, raw))
             print(f"requeued {moved} dead letter(s) onto {keys.queue!r}")
             return 0
         print(f"{len(entries)} dead letter(s) on {keys.queue!r}")
         for entry in entries[:limit]:
-            data = orjson.loads(entry)
+            try:
+                data = orjson.loads(entry)
+                data.get("at")
+            except (orjson.JSONDecodeError, AttributeError):
+                data = {"reason": "unreadable dead letter", "raw": entry.decode("utf-8", "replace")}
             shown = raw_of(data)[:200].decode("utf-8", "replace")
             print(f"{data.get('at', '?')}  {data.get('reason', '?')}  {shown}")
         return 0

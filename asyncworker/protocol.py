@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
 SITE_ID_MAX = 255
 EVENT_TYPE_MAX = 255
@@ -242,8 +243,12 @@ redis.call('EXPIRE', KEYS[3], tonumber(ARGV[6]))
 return 1
 """
 
-# KEYS: queue, in-flight list. ARGV: how many. Moves oldest-first, returns what moved.
+# KEYS: queue, in-flight list, workers hash. ARGV: how many, worker id, registration.
+# Moves oldest-first, returns what moved. Re-registers the worker if a janitor dropped it
+# during a pause: a list may only exist while its worker is registered, or no janitor
+# would ever find it.
 MOVE_LUA = """
+redis.call('HSETNX', KEYS[3], ARGV[2], ARGV[3])
 local out = {}
 for i = 1, tonumber(ARGV[1]) do
   local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT')
@@ -253,11 +258,12 @@ end
 return out
 """
 
-# KEYS: in-flight list. ARGV: a fresh batch marker.
+# KEYS: in-flight list, workers hash. ARGV: a fresh batch marker, worker id, registration.
 # Returns the list (newest first, marker last), after sealing it with the marker if its
 # tail is not one already. One step, so a janitor adopting the list in between cannot
 # leave the owner holding events under a marker the adopted list does not carry.
 CLAIM_LUA = """
+redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3])
 local tail = redis.call('LINDEX', KEYS[1], -1)
 if not tail or string.sub(tail, 1, 7) ~= '#batch:' then
   redis.call('RPUSH', KEYS[1], ARGV[1])
@@ -284,6 +290,18 @@ redis.call('RENAME', KEYS[1], KEYS[3])
 return 1
 """
 
+# KEYS: workers hash, the worker's heartbeat, then every in-flight list of the worker.
+# ARGV: worker id. Drops the registration only if the worker is silent and owns no list,
+# in one step, so a list created meanwhile keeps its worker findable.
+FORGET_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then return 0 end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+"""
+
 # KEYS: dead-letter list, queue. ARGV: the exact entry, the raw message.
 # Moves one dead letter back to the queue, once, even if two requeues race.
 REQUEUE_LUA = """
@@ -293,3 +311,14 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
 end
 return 0
 """
+
+
+class Scripts:
+    """The worker's scripts, registered once per client: calls go out as EVALSHA."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.move = redis.register_script(MOVE_LUA)
+        self.claim = redis.register_script(CLAIM_LUA)
+        self.finish = redis.register_script(FINISH_LUA)
+        self.adopt = redis.register_script(ADOPT_LUA)
+        self.forget = redis.register_script(FORGET_LUA)

@@ -24,6 +24,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker import protocol
@@ -36,6 +37,7 @@ from asyncworker.consumer import (
 from asyncworker.protocol import QueueKeys
 from asyncworker.writer import prune_ledger
 from db.engine import create_engine
+from db.models import metadata
 from db.settings import Settings
 
 log = logging.getLogger("asyncworker")
@@ -58,12 +60,26 @@ class StartupError(Exception):
     """The worker cannot run with this configuration (reported as one line)."""
 
 
+# MySQL errors that no retry will cure: wrong credentials, unknown database.
+FATAL_MYSQL_ERRORS = {1044: "access denied", 1045: "access denied", 1049: "unknown database"}
+
+
 async def _check_database(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-        tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-    if not {"events", "ingest_batches"} <= tables:
-        raise StartupError("the database has no events table yet: run `analytics init-db` first")
+    """Reachable, and holding every table the writer touches (the schema is migrated)."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    except DBAPIError as exc:
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code in FATAL_MYSQL_ERRORS:
+            raise StartupError(f"database {FATAL_MYSQL_ERRORS[code]}: {exc.orig}") from None
+        raise
+    missing = sorted(set(metadata.tables) - tables)
+    if missing:
+        raise StartupError(
+            f"the database lacks tables {', '.join(missing)}: run `analytics init-db` first"
+        )
 
 
 async def connect_with_retry(
@@ -108,6 +124,7 @@ class Worker:
                 "consumers": [*self.consumer_ids, self.janitor_id],
             }
         )
+        self.ctx.worker_id, self.ctx.registration = self.worker_id, self.info
 
     async def beat(self) -> None:
         """Refresh the heartbeat and, in the same transaction, our registration if it is gone.
@@ -178,31 +195,33 @@ class Worker:
                 continue
             for consumer_id in info.get("consumers", []):
                 orphan = keys.inflight(consumer_id)
-                result = await ctx.redis.eval(protocol.ADOPT_LUA, 3, orphan, hb, mine)
+                result = await ctx.scripts.adopt(keys=[orphan, hb, mine])
                 if result == -1:
                     break  # it came back to life
                 if result == -2:
                     await self._finish_own_list(processor, mine)
-                    result = await ctx.redis.eval(protocol.ADOPT_LUA, 3, orphan, hb, mine)
+                    result = await ctx.scripts.adopt(keys=[orphan, hb, mine])
                 if result == 1:
                     adopted += 1
                     log.warning("adopting the unfinished batch of dead consumer %s", consumer_id)
                     await self._finish_own_list(processor, mine)
             else:
-                if not any(
-                    [await ctx.redis.exists(keys.inflight(c)) for c in info.get("consumers", [])]
-                ):
-                    await ctx.redis.hdel(keys.workers, wid)
+                await self._forget(wid, info.get("consumers", []))
         return adopted
+
+    async def _forget(self, worker_id: str, consumers: list[str]) -> None:
+        """Unregister a worker that is silent and owns no list (checked atomically)."""
+        keys = self.ctx.keys
+        lists = [keys.inflight(c) for c in consumers]
+        await self.ctx.scripts.forget(
+            keys=[keys.workers, keys.heartbeat(worker_id), *lists], args=[worker_id]
+        )
 
     async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
         if not await self.ctx.redis.exists(key):
             return
         # Claimed in one step, as Consumer.run_once does: our own list can be adopted too.
-        items = cast(
-            "list[bytes]",
-            await self.ctx.redis.eval(protocol.CLAIM_LUA, 1, key, protocol.new_batch_marker()),
-        )
+        items = await self.ctx.claim(key)
         marker, pending = items[-1], items[:-1]
         await processor.process(marker, list(reversed(pending)))
 
@@ -225,9 +244,7 @@ class Worker:
         ctx = self.ctx
         with contextlib.suppress(RedisError, OSError):
             await ctx.redis.delete(self.heartbeat_key)
-            lists = [ctx.keys.inflight(c) for c in [*self.consumer_ids, self.janitor_id]]
-            if not await ctx.redis.exists(*lists):
-                await ctx.redis.hdel(ctx.keys.workers, self.worker_id)
+            await self._forget(self.worker_id, [*self.consumer_ids, self.janitor_id])
 
     async def run(self) -> int:
         ctx = self.ctx

@@ -9,12 +9,12 @@ changes nothing and reports it as a replay.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker.protocol import Event
@@ -25,17 +25,34 @@ from db.models import ingest_batches
 LEDGER_KEEP = timedelta(days=1)
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth retrying as they are: the server is away, or asked us to retry.
+# The database refuses a row itself (a value it cannot store): retrying the same batch
+# would fail forever, so the caller isolates the event and dead-letters it.
+REFUSALS: tuple[type[Exception], ...] = (DataError, IntegrityError)
 
-    Anything else (a row the database refuses) would fail forever, so the caller
-    splits the batch to find the offending event instead of stalling the queue.
+# How long one batch transaction may take before it is abandoned and retried (the
+# ledger makes the retry safe): a server that accepts connections but never answers
+# must not hang a consumer, which would also keep its batch from being adopted.
+WRITE_TIMEOUT_S = 60.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors to wait out and retry: the server is away, busy, timed out, or not ready.
+
+    A missing table or any other database-side problem is waited out too (with one
+    log line), never turned into dead letters: only :data:`REFUSALS` are about the
+    events themselves. Anything that is not a database or network error is a bug and
+    propagates.
     """
-    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeoutError)):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, (OSError, ConnectionError, TimeoutError))
+    if isinstance(exc, REFUSALS):
+        return False
+    return isinstance(
+        exc, (SQLAlchemyError, OSError, ConnectionError, TimeoutError, asyncio.TimeoutError)
+    )
+
+
+async def write_batch_bounded(engine: AsyncEngine, batch_id: str, batch: Sequence[Event]) -> bool:
+    """:func:`write_batch` with :data:`WRITE_TIMEOUT_S`; a timeout is transient."""
+    return await asyncio.wait_for(write_batch(engine, batch_id, batch), WRITE_TIMEOUT_S)
 
 
 async def _already_committed(engine: AsyncEngine, batch_id: str) -> bool:

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from db.settings import Settings
 
+CONNECT_TIMEOUT_S = 5
+
 
 def _ssl_context(settings: Settings) -> ssl.SSLContext:
     """Verified TLS: the TiDB Cloud CA when given, else the system's trust store."""
@@ -26,8 +28,13 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext:
 
 
 def mysql_connect_args(settings: Settings) -> dict[str, Any]:
-    """Driver arguments for aiomysql: verified TLS when TIDB_CA_PATH or FORCE_SSL asks."""
-    return {"ssl": _ssl_context(settings)} if settings.use_tls else {}
+    """Driver arguments for aiomysql: a connect timeout (its default waits forever on a
+    server that accepts but never answers), and verified TLS when TIDB_CA_PATH or
+    FORCE_SSL asks for it."""
+    args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if settings.use_tls:
+        args["ssl"] = _ssl_context(settings)
+    return args
 
 
 def is_sqlite(engine_or_settings: AsyncEngine | Settings) -> bool:

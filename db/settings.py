@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
+from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -77,7 +78,8 @@ def normalize_database_url(raw: str) -> URL:
     """
     try:
         url = make_url(raw)
-    except ArgumentError:
+        url.port  # noqa: B018 - parsed lazily; a bad port raises here, not at connect time
+    except (ArgumentError, ValueError):
         raise SettingsError(f"DATABASE_URL is not a valid database URL: {raw!r}") from None
     backend = url.get_backend_name()
     if backend in ("mysql", "mariadb"):
@@ -141,10 +143,15 @@ def load_settings(
     if not raw_db:
         raw_db = f"sqlite:///{(data_dir / 'analytics.db').resolve()}"
     raw_redis = (env.get("REDIS_URL") or "").strip()
-    if raw_redis and not raw_redis.startswith(("redis://", "rediss://", "unix://")):
-        raise SettingsError(
-            f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw_redis!r}"
-        )
+    if raw_redis:
+        if not raw_redis.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw_redis!r}"
+            )
+        try:
+            parse_redis_url(raw_redis)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise SettingsError(f"REDIS_URL is not valid ({exc}): {raw_redis!r}") from None
     queue_name = (env.get("REDIS_QUEUE_NAME") or "event_queue").strip()
     if not queue_name or any(c in queue_name for c in "{} \t\r\n"):
         raise SettingsError(
@@ -157,16 +164,21 @@ def load_settings(
     if ca_path is not None and not ca_path.is_file():
         raise SettingsError(f"TIDB_CA_PATH points to {str(ca_path)!r}, which is not a file")
 
+    force_ssl = _bool(env, "FORCE_SSL", False)
+    database_url = normalize_database_url(raw_db)
+    if (force_ssl or ca_path) and database_url.get_backend_name() == "sqlite":
+        raise SettingsError("TIDB_CA_PATH / FORCE_SSL need a MySQL/TiDB DATABASE_URL, not SQLite")
+
     return Settings(
         flask_host=host,
         flask_port=_int(env, "FLASK_PORT", 5000, 1, 65535),
         redis_url=raw_redis or DEFAULT_REDIS_URL,
         redis_url_configured=bool(raw_redis),
         queue_name=queue_name,
-        database_url=normalize_database_url(raw_db),
+        database_url=database_url,
         database_url_configured=db_configured,
         tidb_ca_path=ca_path,
-        force_ssl=_bool(env, "FORCE_SSL", False),
+        force_ssl=force_ssl,
         data_dir=data_dir,
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, 1, 256),
         batch_size=_int(env, "BATCH_SIZE", 500, 1, 10_000),

@@ -67,6 +67,11 @@ def test_init_db_adopts_the_original_apps_table(mariadb_url: str) -> None:
         (["worker"], {"DATABASE_URL": "postgresql://h/db"}, "error: DATABASE_URL must be a"),
         (["init-db"], {"DATABASE_URL": "mysql://root@127.0.0.1:1/x"}, "error: OperationalError"),
         (["serve"], {"WORKER_CONCURRENCY": "0"}, "error: WORKER_CONCURRENCY must be between"),
+        (
+            ["worker"],
+            {"DATABASE_URL": "mysql://root@127.0.0.1:3306/no_such_database_here"},
+            "error: database unknown database",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_not_a_traceback(

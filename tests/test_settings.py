@@ -66,6 +66,9 @@ def test_sqlite_url_uses_aiosqlite() -> None:
         ({"BATCH_SIZE": "0"}, "BATCH_SIZE must be between 1 and 10000, got 0"),
         ({"WORKER_CONCURRENCY": "x"}, "WORKER_CONCURRENCY must be an integer"),
         ({"TIDB_CA_PATH": "/nonexistent/ca.pem"}, "TIDB_CA_PATH points to '/nonexistent/ca.pem'"),
+        ({"DATABASE_URL": "mysql://root@h:abc/test"}, "DATABASE_URL is not a valid database URL"),
+        ({"REDIS_URL": "redis://localhost:abc"}, "REDIS_URL is not valid"),
+        ({"FORCE_SSL": "true"}, "TIDB_CA_PATH / FORCE_SSL need a MySQL/TiDB DATABASE_URL"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_message(env: dict[str, str], message: str) -> None:
@@ -100,4 +103,4 @@ def test_tls_settings_give_a_verifying_context(env: dict[str, str], tmp_path: Pa
 
 
 def test_no_tls_unless_asked() -> None:
-    assert mysql_connect_args(settings(DATABASE_URL="mysql+pymysql://u@db/x")) == {}
+    assert "ssl" not in mysql_connect_args(settings(DATABASE_URL="mysql+pymysql://u@db/x"))

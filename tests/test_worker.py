@@ -227,6 +227,7 @@ async def test_leftover_list_adopted_while_the_consumer_claims_it_counts_once(
 
     hooked.adopt = adopt
     owner.ctx.redis = hooked
+    owner.ctx.scripts = protocol.Scripts(hooked)
     try:
         await asyncio.wait_for(Consumer(owner.ctx, consumer_id).run_once(), 10)
     finally:
@@ -256,6 +257,28 @@ async def test_worker_forgotten_during_a_lapse_registers_again(workers: WorkerFa
     await paused.ctx.redis.delete(paused.heartbeat_key)
     assert await janitor.adopt_orphans() == 1
     assert await rows(janitor) == 1
+
+
+async def test_a_list_taken_before_the_next_beat_keeps_its_worker_findable(
+    workers: WorkerFactory,
+) -> None:
+    """Dropped by a janitor during a pause, a worker resumes and moves events into a list
+    before its next heartbeat re-registers it, then dies. Claiming and moving register the
+    worker in the same script, so the list is still found and adopted, not stranded."""
+    paused = await workers()
+    janitor = await workers()
+    await paused.register()
+    await paused.ctx.redis.delete(paused.heartbeat_key)
+    await janitor.adopt_orphans()
+    assert not await paused.ctx.redis.hexists(paused.ctx.keys.workers, paused.worker_id)
+    consumer = Consumer(paused.ctx, paused.consumer_ids[0])
+    await paused.ctx.redis.lpush(paused.ctx.keys.queue, event(7).to_wire())
+    await paused.ctx.claim(consumer.inflight)  # the consumer's next round, no beat in between
+    await paused.ctx.redis.lmove(paused.ctx.keys.queue, consumer.inflight, "RIGHT", "LEFT")
+    # ... and the process dies here, its heartbeat still absent.
+    assert await janitor.adopt_orphans() == 1
+    assert await rows(janitor) == 1
+    assert await paused.ctx.redis.exists(consumer.inflight) == 0
 
 
 async def test_poison_in_a_batch_is_dead_lettered_and_the_rest_committed(
@@ -309,3 +332,23 @@ def test_a_pool_timeout_is_retried_not_dead_lettered() -> None:
 
     assert is_transient(PoolTimeoutError("QueuePool limit reached"))
     assert not is_transient(ValueError("a row the database refuses"))
+
+
+async def test_a_missing_table_is_waited_out_not_dead_lettered(workers: WorkerFactory) -> None:
+    """A schema problem (say, a worker started before a migration) is the database's
+    fault, not the events': the batch waits and is stored once the table is back."""
+    worker = await workers()
+    async with worker.ctx.engine.begin() as conn:
+        await conn.run_sync(events_table.drop)
+    key = worker.ctx.keys.inflight("schema-wait")
+    marker = protocol.new_batch_marker()
+    raws = await fill_inflight(worker.ctx.redis, key, marker, [event(n) for n in range(3)])
+    task = asyncio.create_task(BatchProcessor(worker.ctx, key).process(marker, raws))
+    await asyncio.sleep(1.5)
+    assert not task.done()
+    assert await worker.ctx.redis.llen(worker.ctx.keys.dead) == 0
+    async with worker.ctx.engine.begin() as conn:
+        await conn.run_sync(events_table.create)
+    await asyncio.wait_for(task, 30)
+    assert await rows(worker) == 3
+    assert await worker.ctx.redis.llen(worker.ctx.keys.dead) == 0

@@ -51,15 +51,26 @@ def api_error(exc: ApiError) -> Response:
     return response
 
 
+_last_outage_log: dict[str, float] = {}
+
+
+def _log_outage(what: str, exc: Exception) -> None:
+    """One warning per service every 10 s, not one per failed request during an outage."""
+    now = time.monotonic()
+    if now - _last_outage_log.get(what, -1e9) >= 10:
+        _last_outage_log[what] = now
+        log.warning("%s unavailable: %s", what, str(exc).splitlines()[0][:300] if str(exc) else exc)
+
+
 @bp.errorhandler(RedisError)
 def redis_down(exc: RedisError) -> Response:
-    log.warning("Redis unavailable: %s", exc)
+    _log_outage("Redis", exc)
     return api_error(ApiError(503, "queue unavailable, retry later", retry_after=5))
 
 
 @bp.errorhandler(SQLAlchemyError)
 def database_down(exc: SQLAlchemyError) -> Response:
-    log.warning("database error: %s", str(exc).splitlines()[0][:300])
+    _log_outage("database", exc)
     return api_error(ApiError(503, "database unavailable, retry later", retry_after=5))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from typing import Any
 
@@ -102,12 +103,13 @@ class AsgiBridge:
                     raise BodyError(400, "invalid Content-Length header") from None
                 if declared > MAX_BODY_BYTES:
                     raise BodyError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         chunks: list[bytes] = []
         size = 0
         more = True
         while more:
             try:
-                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+                message = await _within(receive(), deadline)
             except asyncio.TimeoutError:
                 raise BodyError(408, "request body not received in time") from None
             if message["type"] == "http.disconnect":
@@ -127,8 +129,12 @@ class AsgiBridge:
             if exc.status != 499:
                 await _send_json(send, exc.status, {"error": exc.message})
             return
+        try:
+            environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
+        except (UnicodeError, ValueError, KeyError):
+            await _send_json(send, 400, {"error": "malformed request line or headers"})
+            return
         await greenback.ensure_portal()
-        environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         environ["CONTENT_LENGTH"] = str(len(body))
         environ["wsgi.input_terminated"] = True
         environ["wsgi.errors"] = _ErrorsToLog()
@@ -143,13 +149,19 @@ class AsgiBridge:
             ]
             return lambda _data: None
 
-        result: Iterable[bytes] = self.app.wsgi_app(environ, start_response)
         try:
-            payload = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            result: Iterable[bytes] = self.app.wsgi_app(environ, start_response)
+            try:
+                payload = b"".join(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except Exception:
+            # Flask turns view errors into JSON itself; this is a failure around it.
+            log.exception("request failed outside the app's error handlers")
+            await _send_json(send, 500, {"error": "internal error"})
+            return
         await send(
             {
                 "type": "http.response.start",
@@ -189,3 +201,17 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
+
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Awaitable[Message], deadline: float) -> Message:
+        """``awaitable`` before the loop-clock ``deadline`` (no Task per call, unlike wait_for)."""
+        async with asyncio.timeout_at(deadline):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(awaitable: Awaitable[Message], deadline: float) -> Message:
+        remaining = deadline - asyncio.get_running_loop().time()
+        return await asyncio.wait_for(awaitable, max(remaining, 0))

@@ -7,13 +7,15 @@ loop (never at import, never per request) and closed at shutdown. With
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import Flask, current_app
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from asyncworker.protocol import ENQUEUE_LUA, QueueKeys
+from asyncworker.protocol import ENQUEUE_LUA, EVENT_ID_TTL_S, RECEIVED_BUCKET_TTL_S, QueueKeys
 from db.engine import create_engine
 from db.settings import Settings
 
@@ -27,7 +29,7 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     keys: QueueKeys
-    enqueue_sha: str | None = None
+    enqueue_script: AsyncScript
 
 
 async def open_resources(app: Flask) -> Resources:
@@ -43,6 +45,7 @@ async def open_resources(app: Flask) -> Resources:
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
         keys=QueueKeys(settings.queue_name),
+        enqueue_script=redis.register_script(ENQUEUE_LUA),
     )
     app.extensions[EXTENSION] = res
     return res
@@ -63,13 +66,7 @@ def resources() -> Resources:
 
 
 async def enqueue(res: Resources, payload: bytes, site_id: str, dedupe_key: str | None) -> int:
-    """Run the enqueue script (EVALSHA, loading it once): 1 queued, 0 duplicate, -1 full."""
-    import time
-
-    from redis.exceptions import NoScriptError
-
-    from asyncworker.protocol import EVENT_ID_TTL_S, RECEIVED_BUCKET_TTL_S
-
+    """Run the enqueue script (EVALSHA): 1 queued, 0 duplicate event_id, -1 queue full."""
     keys = res.keys
     args = (
         payload,
@@ -79,11 +76,6 @@ async def enqueue(res: Resources, payload: bytes, site_id: str, dedupe_key: str 
         EVENT_ID_TTL_S,
         RECEIVED_BUCKET_TTL_S,
     )
-    key_names = (keys.queue, dedupe_key or keys.seen("", ""), keys.received(int(time.time() // 60)))
-    if res.enqueue_sha is None:
-        res.enqueue_sha = await res.redis.script_load(ENQUEUE_LUA)
-    try:
-        return int(await res.redis.evalsha(res.enqueue_sha, 3, *key_names, *args))
-    except NoScriptError:
-        res.enqueue_sha = await res.redis.script_load(ENQUEUE_LUA)
-        return int(await res.redis.evalsha(res.enqueue_sha, 3, *key_names, *args))
+    # Without an event_id the script ignores its dedupe key; any name in the slot will do.
+    key_names = [keys.queue, dedupe_key or keys.workers, keys.received(int(time.time() // 60))]
+    return int(await res.enqueue_script(keys=key_names, args=args))

