@@ -41,3 +41,13 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Stats benchmark on real Redis + MariaDB + worker/web processes (see tests/perf/bench.py).
+
+    Sizes by flag or env, e.g. ``nox -s bench -- --big 200000 --small-per-site 4000``.
+    """
+    session.install("-e", ".[test]")
+    session.run("python", "tests/perf/bench.py", *session.posargs)

@@ -9,13 +9,17 @@ MySQL/MariaDB/TiDB, or a single emoji in a path fails the whole batch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
 )
@@ -23,7 +27,7 @@ from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
 
-MYSQL_TABLE_ARGS = {
+MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_engine": "InnoDB",
     "mysql_charset": "utf8mb4",
     "mysql_collate": "utf8mb4_bin",
@@ -60,4 +64,118 @@ ingest_batches = Table(
     Column("events", Integer, nullable=False),
     Column("committed_at", Timestamp, nullable=False, index=True),
     **MYSQL_TABLE_ARGS,
+)
+
+# ---------------------------------------------------------------- rollups
+#
+# Aggregates the worker keeps in each batch's transaction (db/rollups.py) and
+# /stats reads (db/stats.py). Every table has a ``scope`` column: 0 = all event
+# types together (``event_type`` is then ''), 1 = the one event type named. A
+# flag rather than a sentinel type, because under MariaDB's PAD SPACE collation
+# an event type made of spaces would equal any sentinel string.
+#
+# Paths (500 chars) and user ids (255) would push a utf8mb4 primary key past
+# InnoDB's 3072-byte limit next to site_id and event_type, so keys hold their
+# MD5 digest, as 32 lowercase hex characters in an ASCII column (what SQL's
+# MD5() returns; hex rather than BINARY(16) because aiomysql 0.3.2 cannot send
+# bytes parameters with PyMySQL >= 1.2). The path is stored beside its digest
+# for display. User rows keep only the digest: distinct counts are exact short
+# of an MD5 collision between two user ids of one site-day (~n²/2¹²⁹).
+
+ALL_TYPES = 0
+ONE_TYPE = 1
+
+DIGEST_LEN = 32
+Digest = String(DIGEST_LEN).with_variant(
+    mysql.CHAR(DIGEST_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+Count = BigInteger().with_variant(Integer(), "sqlite")
+Hour = DateTime().with_variant(mysql.DATETIME(), "mysql", "mariadb")
+
+
+def _scoped_key() -> list[Column[Any]]:
+    return [
+        Column("site_id", String(SITE_ID_MAX), primary_key=True),
+        Column("scope", SmallInteger, primary_key=True, autoincrement=False),
+        Column("event_type", String(EVENT_TYPE_MAX), primary_key=True),
+    ]
+
+
+# Per site, UTC day and scope: events, and distinct users (the number of rows of
+# rollup_day_users for the same key).
+rollup_days = Table(
+    "rollup_days",
+    metadata,
+    *_scoped_key(),
+    Column("day", Date, primary_key=True),
+    Column("events", Count, nullable=False),
+    Column("users", Count, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The same per UTC hour (``hour`` is the start of the hour, naive UTC).
+rollup_hours = Table(
+    "rollup_hours",
+    metadata,
+    *_scoped_key(),
+    Column("hour", Hour, primary_key=True),
+    Column("events", Count, nullable=False),
+    Column("users", Count, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The exact sets of distinct users. ``token`` is the random id of the transaction
+# that inserted the row (0 for rows written by rebuild-rollups): a batch counts as
+# new exactly the rows carrying its token, found through the token index (see
+# db/rollups.py).
+rollup_day_users = Table(
+    "rollup_day_users",
+    metadata,
+    *_scoped_key(),
+    Column("day", Date, primary_key=True),
+    Column("user_hash", Digest, primary_key=True),
+    Column("token", Count, nullable=False),
+    Index("ix_rollup_day_users_token", "token"),
+    **MYSQL_TABLE_ARGS,
+)
+
+rollup_hour_users = Table(
+    "rollup_hour_users",
+    metadata,
+    *_scoped_key(),
+    Column("hour", Hour, primary_key=True),
+    Column("user_hash", Digest, primary_key=True),
+    Column("token", Count, nullable=False),
+    Index("ix_rollup_hour_users_token", "token"),
+    **MYSQL_TABLE_ARGS,
+)
+
+# Views per path (events with a path; null paths are not listed).
+rollup_day_paths = Table(
+    "rollup_day_paths",
+    metadata,
+    *_scoped_key(),
+    Column("day", Date, primary_key=True),
+    Column("path_hash", Digest, primary_key=True),
+    Column("path", String(PATH_MAX), nullable=False),
+    Column("views", Count, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# Events per site, all time (for /sites).
+rollup_sites = Table(
+    "rollup_sites",
+    metadata,
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("events", Count, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+ROLLUP_TABLES = (
+    rollup_days,
+    rollup_hours,
+    rollup_day_users,
+    rollup_hour_users,
+    rollup_day_paths,
+    rollup_sites,
 )

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
@@ -97,6 +98,12 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return result
 
 
+def cmd_rebuild_rollups(settings: Settings, args: argparse.Namespace) -> int:
+    from db.rebuild import rebuild_command
+
+    return _run(rebuild_command(settings, args.site, args.start, args.end))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="analytics", description="Self-hosted event analytics: ingestion, worker and stats."
@@ -125,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purge", action="store_true", help="delete them")
     p.add_argument("--limit", type=int, default=100, help="how many to list (default 100)")
     p.set_defaults(func=cmd_dead_letters)
+
+    p = sub.add_parser("rebuild-rollups", help="recompute the stats aggregates from the events")
+    p.add_argument("--site", default=None, help="only this site_id (default: every site)")
+    day = date.fromisoformat
+    p.add_argument("--from", dest="start", type=day, default=None, help="first day, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=day, default=None, help="last day, YYYY-MM-DD")
+    p.set_defaults(func=cmd_rebuild_rollups)
     return parser
 
 
