@@ -8,17 +8,20 @@ Views are ``async`` and await the process-wide Redis pool and engine (see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from flask import Blueprint, Response, request
 from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncworker.protocol import InvalidEvent, validate_event
 from asyncworker.worker import read_heartbeats
@@ -33,6 +36,9 @@ MAX_RANGE_DAYS = 366
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 LIVE_WINDOW_MIN = 5
+STATS_TIMEOUT_S = 15.0
+READY_TIMEOUT_S = 3.0
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -204,13 +210,26 @@ def _limit() -> int:
     return value
 
 
+async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run a stats query in its own session, bounded: a database that stops answering
+    gets a 503 with Retry-After instead of a request that hangs."""
+
+    async def run() -> T:
+        async with resources().sessions() as session:
+            return await query(session)
+
+    try:
+        return await asyncio.wait_for(run(), STATS_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        raise ApiError(503, "stats query timed out, retry later", retry_after=5) from None
+
+
 @bp.get("/stats")
 async def get_stats() -> Response:
     site_id = _site_id()
     period, label = _period()
     event_type, limit = _event_type(), _limit()
-    async with resources().sessions() as session:
-        figures = await stats.summary(session, site_id, period, event_type, limit)
+    figures = await _read(lambda s: stats.summary(s, site_id, period, event_type, limit))
     body: dict[str, Any] = {"site_id": site_id, **label, **figures}
     if "from" in label:
         body["unique_users_exact"] = True
@@ -221,8 +240,7 @@ async def get_stats() -> Response:
 async def get_event_types() -> Response:
     site_id = _site_id()
     period, _ = _period()
-    async with resources().sessions() as session:
-        found = await stats.event_types(session, site_id, period)
+    found = await _read(lambda s: stats.event_types(s, site_id, period))
     return json_response(
         {
             "site_id": site_id,
@@ -242,15 +260,14 @@ async def get_timeseries() -> Response:
         raise ApiError(400, "interval must be hour or day")
     if interval == "hour" and period.days > 31:
         raise ApiError(400, "hourly series cover at most 31 days")
-    async with resources().sessions() as session:
-        series = await stats.timeseries(session, site_id, period, interval, _event_type())
+    event_type = _event_type()
+    series = await _read(lambda s: stats.timeseries(s, site_id, period, interval, event_type))
     return json_response(series)
 
 
 @bp.get("/sites")
 async def get_sites() -> Response:
-    async with resources().sessions() as session:
-        return json_response({"sites": await stats.sites(session)})
+    return json_response({"sites": await _read(stats.sites)})
 
 
 # ---------------------------------------------------------------- health
@@ -283,10 +300,14 @@ async def readyz() -> Response:
     except (RedisError, OSError):
         pass
     try:
-        async with res.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+
+        async def ping() -> None:
+            async with res.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.wait_for(ping(), READY_TIMEOUT_S)
         body["database"] = True
-    except (SQLAlchemyError, OSError):
+    except (SQLAlchemyError, OSError, asyncio.TimeoutError):
         pass
     ready = body["redis"] and body["database"]
     body["status"] = "ok" if ready else "unavailable"
