@@ -8,6 +8,7 @@ skipped service test there would hide a broken build.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -69,19 +70,26 @@ def mariadb_server() -> str:
     return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}"
 
 
-@pytest.fixture
-def mariadb_url(mariadb_server: str) -> Iterator[str]:
-    """A fresh, empty MariaDB database for one test, dropped afterwards."""
-    name = f"analytics_t_{uuid.uuid4().hex[:12]}"
+@contextlib.contextmanager
+def temporary_mariadb(server_url: str, prefix: str = "analytics_t") -> Iterator[str]:
+    """The URL of a new, empty utf8mb4 database on ``server_url``, dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = mariadb_admin()
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
-        yield f"{mariadb_server}/{name}"
+        yield f"{server_url}/{name}"
     finally:
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+@pytest.fixture
+def mariadb_url(mariadb_server: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test, dropped afterwards."""
+    with temporary_mariadb(mariadb_server) as url:
+        yield url
 
 
 @pytest.fixture
@@ -301,25 +309,27 @@ def stop_live_server(server: LiveServer) -> None:
     delete_queue_keys(server.settings.redis_url, server.settings.queue_name)
 
 
+@contextlib.contextmanager
+def live_servers(
+    tmp: Path, mariadb_server: str, redis_url: str, prefix: str
+) -> Iterator[LiveServer]:
+    """Real web + worker processes on a database of their own, all gone on exit."""
+    with temporary_mariadb(mariadb_server, prefix) as database_url:
+        server = start_live_server(tmp, database_url, redis_url)
+        try:
+            yield server
+        finally:
+            stop_live_server(server)
+
+
 @pytest.fixture(scope="session")
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, mariadb_server: str, redis_available: str
 ) -> Iterator[LiveServer]:
     """Shared real servers for end-to-end and browser tests (one MariaDB database)."""
-    name = f"analytics_live_{uuid.uuid4().hex[:10]}"
-    admin = mariadb_admin()
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    server = start_live_server(
-        tmp_path_factory.mktemp("live"), f"{mariadb_server}/{name}", redis_available
-    )
-    try:
+    tmp = tmp_path_factory.mktemp("live")
+    with live_servers(tmp, mariadb_server, redis_available, "analytics_live") as server:
         yield server
-    finally:
-        stop_live_server(server)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
 
 
 def poll(fetch: Callable[[], Any], expected: Any, timeout: float = 20) -> Any:

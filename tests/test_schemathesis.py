@@ -14,7 +14,6 @@ deeper, randomized search locally.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 import webapp
-from tests.conftest import LiveServer, mariadb_admin, start_live_server, stop_live_server
+from tests.conftest import LiveServer, live_servers
 
 DOCUMENT = Path(webapp.__file__).parent / "openapi.json"
 FUZZ = os.environ.get("ANALYTICS_FUZZ_EXAMPLES")
@@ -60,21 +59,10 @@ schema = schemathesis.openapi.from_path(DOCUMENT, config=CONFIG)
 def api_server(
     tmp_path_factory: pytest.TempPathFactory, mariadb_server: str, redis_available: str
 ) -> Iterator[LiveServer]:
-    name = f"analytics_st_{uuid.uuid4().hex[:10]}"
-    admin = mariadb_admin()
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    server = start_live_server(
-        tmp_path_factory.mktemp("schemathesis"), f"{mariadb_server}/{name}", redis_available
-    )
-    try:
+    tmp = tmp_path_factory.mktemp("schemathesis")
+    with live_servers(tmp, mariadb_server, redis_available, "analytics_st") as server:
         yield server
-    finally:
-        stop_live_server(server)
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
-        assert "Traceback" not in server.web.output(), server.web.output()[-3000:]
+    assert "Traceback" not in server.web.output(), server.web.output()[-3000:]
 
 
 @schema.parametrize()

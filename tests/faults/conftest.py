@@ -22,8 +22,8 @@ from tests.conftest import (
     delete_queue_keys,
     free_port,
     make_settings,
-    mariadb_admin,
     process_env,
+    temporary_mariadb,
     wait_http,
 )
 from tests.faults.helpers import TcpProxy
@@ -62,16 +62,8 @@ class FaultServer(LiveServer):
 @pytest.fixture
 def fresh_mariadb(mariadb_server: str) -> Iterator[str]:
     """``mysql+pymysql://root@host:port/<fresh db>``, dropped after the test."""
-    name = f"analytics_f_{uuid.uuid4().hex[:10]}"
-    admin = mariadb_admin()
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    try:
-        yield f"{mariadb_server}/{name}"
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.close()
+    with temporary_mariadb(mariadb_server, "analytics_f") as url:
+        yield url
 
 
 @pytest.fixture
