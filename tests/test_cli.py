@@ -165,6 +165,10 @@ def test_serve_runs_everything_embedded(tmp_path: Path) -> None:
     assert f"open http://127.0.0.1:{port}/" in output
     assert "Worker started and connected successfully!" in output
     assert "Traceback" not in output
+    # Ctrl-C is one graceful stop for the worker, not the second, immediate-stop signal.
+    assert "finishing batches in flight" in output
+    assert "stopping now" not in output
+    assert "worker stopped: 1 events stored this run" in output
     assert (tmp_path / "data" / "analytics.db").is_file()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)

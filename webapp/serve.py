@@ -97,9 +97,14 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
     python = [sys.executable, "-m", "webapp.cli"]
     children: list[subprocess.Popen[bytes]] = []
 
+    signalled: set[int] = set()
+
     def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
+        # One SIGTERM per child, ever: a second one tells the worker to skip its
+        # graceful finish (and serve calls this again when the first child exits).
         for child in children:
-            if child.poll() is None:
+            if child.poll() is None and child.pid not in signalled:
+                signalled.add(child.pid)
                 child.send_signal(signal.SIGTERM)
 
     old_int = signal.signal(signal.SIGINT, stop)
