@@ -36,6 +36,7 @@ from asyncworker.consumer import (
 )
 from asyncworker.protocol import QueueKeys
 from asyncworker.writer import prune_ledger
+from db import rollups
 from db.engine import create_engine
 from db.models import metadata
 from db.settings import Settings
@@ -283,6 +284,7 @@ async def serve_worker(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     redis = redis_client(settings)
     engine = create_engine(settings, pool_size=settings.worker_concurrency + 2)
+    rollups.configure_cache(engine, settings.rollup_cache_size)
     stopping = asyncio.Event()
     worker: Worker | None = None
     signals_seen = 0

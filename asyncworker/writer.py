@@ -1,10 +1,10 @@
 """The batch writer: one transaction per batch, replay-safe through the batch ledger.
 
-A batch becomes one multi-row INSERT into ``events`` (SQLAlchemy hands the list
-of rows to the driver's executemany, which aiomysql rewrites into a single
-``INSERT ... VALUES (...), (...)``), plus a row in ``ingest_batches`` for the batch
-id, in the same transaction. Writing a batch whose id is already in the ledger
-changes nothing and reports it as a replay.
+A batch becomes one multi-row ``INSERT ... VALUES (...), (...)`` into ``events``
+(:func:`db.rollups.insert_events`), plus a row in ``ingest_batches`` for the batch
+id, and the batch's rollup deltas, in the same transaction; once it has committed,
+the callback :func:`db.rollups.apply_batch` returned is run. Writing a batch whose
+id is already in the ledger changes nothing and reports it as a replay.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker.protocol import Event
 from db import rollups
-from db.models import events as events_table
 from db.models import ingest_batches
 
 LEDGER_KEEP = timedelta(days=1)
@@ -66,6 +65,7 @@ async def _already_committed(engine: AsyncEngine, batch_id: str) -> bool:
 async def write_batch(engine: AsyncEngine, batch_id: str, batch: Sequence[Event]) -> bool:
     """Store ``batch`` exactly once. Returns False when the batch was already committed."""
     now = datetime.now(timezone.utc).replace(tzinfo=None)
+    committed = None
     try:
         async with engine.begin() as conn:
             await conn.execute(
@@ -74,12 +74,14 @@ async def write_batch(engine: AsyncEngine, batch_id: str, batch: Sequence[Event]
                 )
             )
             if batch:
-                await conn.execute(insert(events_table), [event.row() for event in batch])
-                await rollups.apply_batch(conn, batch)
+                await rollups.insert_events(conn, batch)
+                committed = await rollups.apply_batch(conn, batch)
     except IntegrityError:
         if await _already_committed(engine, batch_id):
             return False
         raise
+    if committed is not None:
+        committed()
     return True
 
 

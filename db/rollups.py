@@ -30,6 +30,18 @@ our token. So each distinct user increments a bucket's ``users`` counter once.
 Deadlocks (1213) and lock-wait timeouts (1205) are OperationalErrors: the writer's
 caller re-runs the whole batch transaction with the same batch id (and a new token).
 
+Each worker process also remembers, per engine, user-set rows it knows are
+committed (:class:`MemberCache`, ``ROLLUP_CACHE_SIZE`` rows, least recently used
+buckets forgotten first) and leaves them out of step 1: a user set only grows, so
+a row known to be in it would be ignored anyway and cannot be new. Rows are
+remembered only after the batch's transaction commits (:func:`apply_batch`
+returns the callback the writer runs then), never for a rolled-back batch.
+``analytics rebuild-rollups`` keeps this true: it recomputes a day from the raw
+events, which still hold every remembered user. Deleting rollup rows or raw events
+by other means while a worker runs (a restore, a manual ``DELETE``, a retention
+job followed by a rebuild) needs a worker restart, or :func:`forget` on its
+engine. The worker sizes it from ``ROLLUP_CACHE_SIZE`` (:func:`configure_cache`).
+
 Only portable SQL is used (no triggers, procedures or RETURNING), so the same
 statements run on MySQL, MariaDB and TiDB.
 """
@@ -38,22 +50,25 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from asyncworker.protocol import Event
 from db.models import (
     ALL_TYPES,
     ONE_TYPE,
+    events,
     rollup_day_paths,
     rollup_day_users,
     rollup_days,
@@ -71,6 +86,10 @@ HourHashKey = tuple[str, int, str, datetime, str]
 
 # Rows per statement when writing large aggregates (rebuild-rollups).
 CHUNK_ROWS = 2000
+
+# User-set rows a worker process remembers per engine (ROLLUP_CACHE_SIZE; about
+# 150 bytes each). 0 turns the cache off.
+DEFAULT_CACHE_SIZE = 500_000
 
 
 def digest(value: str) -> str:
@@ -172,8 +191,142 @@ async def execute_chunked(
         await conn.execute(stmt, list(rows[start : start + chunk]))
 
 
+# ---------------------------------------------------------------- writing rows
+#
+# On MySQL/MariaDB/TiDB the rows of a statement are rendered as SQL literals here
+# rather than handed to the driver's executemany, which escapes every parameter of
+# every row one by one in Python (most of a batch's CPU time): the key prefix of a
+# bucket (site, scope, type, day or hour) is rendered once per bucket, strings once
+# each (with the driver connection's own ``escape``, which follows its charset and
+# NO_BACKSLASH_ESCAPES), digests are hex and numbers and dates render themselves.
+# The statement's text around ``VALUES`` comes from SQLAlchemy's compilation of
+# the same Core statement, so the SQL is the one the executemany path would send.
+# SQLite keeps the executemany path.
+
+_frames: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+
+def _frame(conn: AsyncConnection, stmt: Insert, name: str, table: Table) -> tuple[str, str]:
+    """``(head, tail)`` of ``stmt`` compiled: ``head + "(…),(…)" + tail`` is the statement."""
+    key = (conn.dialect.name, name, table.name)
+    frame = _frames.get(key)
+    if frame is None:
+        sql = str(stmt.compile(dialect=conn.dialect))
+        marker = " VALUES ("
+        at = sql.index(marker) + len(marker) - 1
+        close = sql.index(")", at)
+        placeholders = sql[at + 1 : close].split(",")
+        if len(placeholders) != len(table.c):
+            raise RuntimeError(f"unexpected compiled INSERT for {table.name}: {sql}")
+        frame = _frames[key] = (sql[:at], sql[close + 1 :])
+    return frame
+
+
+class _Literals:
+    """SQL literals for one statement batch, memoized (keys and strings repeat a lot)."""
+
+    def __init__(self, escape: Callable[[Any], str]) -> None:
+        self._escape = escape
+        self._strings: dict[str, str] = {}
+        self._keys: dict[tuple[Any, ...], str] = {}
+
+    def string(self, value: str) -> str:
+        out = self._strings.get(value)
+        if out is None:
+            out = self._strings[value] = self._escape(value)
+        return out
+
+    def key(self, key: tuple[Any, ...]) -> str:
+        """``'site',scope,'type','bucket'`` for a (site, scope, type, day or hour) key."""
+        out = self._keys.get(key)
+        if out is None:
+            site, scope, etype, when = key
+            text = when.isoformat(" ") if isinstance(when, datetime) else when.isoformat()
+            out = f"{self.string(site)},{int(scope)},{self.string(etype)},'{text}'"
+            self._keys[key] = out
+        return out
+
+
+async def _literals(conn: AsyncConnection) -> _Literals | None:
+    """Literal rendering for ``conn``, or None where the executemany path is used."""
+    if conn.dialect.name == "sqlite":
+        return None
+    raw = await conn.get_raw_connection()
+    escape = getattr(raw.driver_connection, "escape", None)
+    return None if escape is None else _Literals(escape)
+
+
+async def _write(
+    conn: AsyncConnection,
+    stmt: Insert,
+    name: str,
+    table: Table,
+    rows: list[tuple[Any, ...]],
+    render: Callable[[tuple[Any, ...]], str] | None,
+) -> None:
+    """Write ``rows`` (tuples in ``table``'s column order) with ``stmt``, in chunks."""
+    if not rows:
+        return
+    if render is None:
+        names = [c.name for c in table.c]
+        await execute_chunked(conn, stmt, [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    head, tail = _frame(conn, stmt, name, table)
+    await _send(conn, head, [render(row) for row in rows], tail)
+
+
+# Longest statement sent (characters of VALUES), as PyMySQL's executemany splits
+# (``max_stmt_length``): far below any server's max_allowed_packet.
+MAX_STATEMENT_CHARS = 1_000_000
+
+
+async def _send(conn: AsyncConnection, head: str, values: list[str], tail: str = "") -> None:
+    """``head + values joined by commas + tail``, split into statements of bounded size."""
+    if not values:
+        return
+    start, size = 0, 0
+    for i, value in enumerate(values):
+        size += len(value) + 1
+        if i > start and (size > MAX_STATEMENT_CHARS or i - start >= CHUNK_ROWS):
+            await conn.exec_driver_sql(
+                head + ",".join(values[start:i]) + tail, execution_options={"no_parameters": True}
+            )
+            start, size = i, len(value) + 1
+    await conn.exec_driver_sql(
+        head + ",".join(values[start:]) + tail, execution_options={"no_parameters": True}
+    )
+
+
+async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
+    """The batch's rows into ``events``: one multi-row INSERT (rendered as above on MySQL)."""
+    lit = await _literals(conn)
+    if lit is None:
+        await conn.execute(insert(events), [event.row() for event in batch])
+        return
+    ls = lit.string
+    values = [
+        f"({ls(e.site_id)},{ls(e.event_type)},"
+        f"{'NULL' if e.path is None else ls(e.path)},"
+        f"{'NULL' if e.user_id is None else ls(e.user_id)},"
+        f"'{e.timestamp.replace(tzinfo=None).isoformat(' ', 'microseconds')}')"
+        for e in batch
+    ]
+    head = _EVENTS_HEAD.get(conn.dialect.name)
+    if head is None:
+        prep = conn.dialect.identifier_preparer
+        cols = ", ".join(prep.quote(c) for c in EVENT_COLUMNS)
+        head = f"INSERT INTO {prep.format_table(events)} ({cols}) VALUES "
+        _EVENTS_HEAD[conn.dialect.name] = head
+    await _send(conn, head, values)
+
+
+_EVENTS_HEAD: dict[str, str] = {}
+EVENT_COLUMNS = ("site_id", "event_type", "path", "user_id", "timestamp")
+
+
 async def _insert_new_users(
     conn: AsyncConnection,
+    lit: _Literals | None,
     table: Table,
     bucket: str,
     keys: set[tuple[Any, ...]],
@@ -182,19 +335,15 @@ async def _insert_new_users(
     """Insert the user rows; return how many were new, per (site, scope, type, bucket)."""
     if not keys:
         return Counter()
-    ordered = sorted(keys)
-    rows = [
-        {
-            "site_id": k[0],
-            "scope": k[1],
-            "event_type": k[2],
-            bucket: k[3],
-            "user_hash": k[4],
-            "token": token,
-        }
-        for k in ordered
-    ]
-    await execute_chunked(conn, insert_ignore(conn, table), rows)
+    rows = [(*k, token) for k in sorted(keys)]
+    render = None
+    if lit is not None:
+        lk = lit.key
+
+        def render(r: tuple[Any, ...]) -> str:
+            return f"({lk(r[:4])},'{r[4]}',{int(r[5])})"
+
+    await _write(conn, insert_ignore(conn, table), "ignore", table, rows, render)
     cols = (table.c.site_id, table.c.scope, table.c.event_type, table.c[bucket])
     found = await conn.execute(
         select(*cols, func.count()).where(table.c.token == token).group_by(*cols)
@@ -207,67 +356,166 @@ async def _insert_new_users(
 
 async def _upsert_counts(
     conn: AsyncConnection,
+    lit: _Literals | None,
     table: Table,
-    bucket: str,
     events: Mapping[tuple[Any, ...], int],
     users: Mapping[tuple[Any, ...], int],
 ) -> None:
     keys = sorted(set(events) | set(users))
-    if not keys:
-        return
-    rows = [
-        {
-            "site_id": k[0],
-            "scope": k[1],
-            "event_type": k[2],
-            bucket: k[3],
-            "events": events.get(k, 0),
-            "users": users.get(k, 0),
-        }
-        for k in keys
-    ]
-    await execute_chunked(conn, upsert_adding(conn, table, ("events", "users")), rows)
+    rows = [(*k, events.get(k, 0), users.get(k, 0)) for k in keys]
+    render = None
+    if lit is not None:
+        lk = lit.key
+
+        def render(r: tuple[Any, ...]) -> str:
+            return f"({lk(r[:4])},{int(r[4])},{int(r[5])})"
+
+    stmt = upsert_adding(conn, table, ("events", "users"))
+    await _write(conn, stmt, "counts", table, rows, render)
 
 
-async def _upsert_paths(conn: AsyncConnection, deltas: Deltas) -> None:
-    if not deltas.path_views:
-        return
-    rows = [
-        {
-            "site_id": k[0],
-            "scope": k[1],
-            "event_type": k[2],
-            "day": k[3],
-            "path_hash": k[4],
-            "path": deltas.path_names[k[4]],
-            "views": views,
-        }
-        for k, views in sorted(deltas.path_views.items())
-    ]
-    await execute_chunked(conn, upsert_adding(conn, rollup_day_paths, ("views",)), rows)
+async def _upsert_paths(conn: AsyncConnection, lit: _Literals | None, deltas: Deltas) -> None:
+    names = deltas.path_names
+    rows = [(*k, names[k[4]], views) for k, views in sorted(deltas.path_views.items())]
+    render = None
+    if lit is not None:
+        lk, ls = lit.key, lit.string
+
+        def render(r: tuple[Any, ...]) -> str:
+            return f"({lk(r[:4])},'{r[4]}',{ls(r[5])},{int(r[6])})"
+
+    stmt = upsert_adding(conn, rollup_day_paths, ("views",))
+    await _write(conn, stmt, "views", rollup_day_paths, rows, render)
 
 
-async def _upsert_sites(conn: AsyncConnection, sites: Mapping[str, int]) -> None:
-    if not sites:
-        return
-    rows = [{"site_id": s, "events": n} for s, n in sorted(sites.items())]
-    await conn.execute(upsert_adding(conn, rollup_sites, ("events",)), rows)
+async def _upsert_sites(
+    conn: AsyncConnection, lit: _Literals | None, sites: Mapping[str, int]
+) -> None:
+    rows = sorted(sites.items())
+    render = None
+    if lit is not None:
+        ls = lit.string
+
+        def render(r: tuple[Any, ...]) -> str:
+            return f"({ls(r[0])},{int(r[1])})"
+
+    stmt = upsert_adding(conn, rollup_sites, ("events",))
+    await _write(conn, stmt, "events", rollup_sites, rows, render)
 
 
-async def write_deltas(conn: AsyncConnection, deltas: Deltas) -> None:
+async def write_deltas(
+    conn: AsyncConnection, deltas: Deltas, cache: MemberCache | None = None
+) -> None:
     """Add ``deltas`` to the aggregates on ``conn`` (inside the caller's transaction)."""
     token = secrets.randbits(62) + 1
-    new_day_users = await _insert_new_users(conn, rollup_day_users, "day", deltas.day_users, token)
+    day_users, hour_users = deltas.day_users, deltas.hour_users
+    if cache is not None:
+        day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
+    lit = await _literals(conn)
+    new_day_users = await _insert_new_users(conn, lit, rollup_day_users, "day", day_users, token)
     new_hour_users = await _insert_new_users(
-        conn, rollup_hour_users, "hour", deltas.hour_users, token
+        conn, lit, rollup_hour_users, "hour", hour_users, token
     )
-    await _upsert_paths(conn, deltas)
-    await _upsert_counts(conn, rollup_days, "day", deltas.days, new_day_users)
-    await _upsert_counts(conn, rollup_hours, "hour", deltas.hours, new_hour_users)
-    await _upsert_sites(conn, deltas.sites)
+    await _upsert_paths(conn, lit, deltas)
+    await _upsert_counts(conn, lit, rollup_days, deltas.days, new_day_users)
+    await _upsert_counts(conn, lit, rollup_hours, deltas.hours, new_hour_users)
+    await _upsert_sites(conn, lit, deltas.sites)
 
 
-async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> None:
-    """Write the batch's aggregate deltas on ``conn`` (inside the batch transaction)."""
-    if batch:
-        await write_deltas(conn, aggregate(batch))
+async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> Callable[[], None]:
+    """Write the batch's aggregate deltas on ``conn`` (inside the batch transaction).
+
+    Returns the callback to run once the transaction has committed (it remembers the
+    batch's user-set rows as committed); not running it is always safe.
+    """
+    if not batch:
+        return _nothing
+    deltas = aggregate(batch)
+    cache = cache_of(conn.sync_engine)
+    await write_deltas(conn, deltas, cache)
+    return lambda: cache.remember(deltas)
+
+
+def _nothing() -> None:
+    return None
+
+
+# ---------------------------------------------------------------- membership cache
+
+
+class MemberCache:
+    """User-set rows known to be committed, grouped by bucket, least recently used out.
+
+    A bucket is ``(site, scope, type, day or hour)`` of one table; buckets of the day
+    and hour tables never collide (a ``date`` is not equal to a ``datetime``).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._buckets: OrderedDict[tuple[Any, ...], set[str]] = OrderedDict()
+
+    def unknown(self, keys: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """The keys (bucket + user digest) not known to be committed."""
+        if not self._buckets:
+            return keys
+        buckets = self._buckets
+        out = set()
+        for key in keys:
+            members = buckets.get(key[:4])
+            if members is None or key[4] not in members:
+                out.add(key)
+        return out
+
+    def remember(self, deltas: Deltas) -> None:
+        if self.capacity <= 0:
+            return
+        buckets = self._buckets
+        touched: set[tuple[Any, ...]] = set()
+        added = 0
+        for keys in (deltas.day_users, deltas.hour_users):
+            for key in keys:
+                bucket = key[:4]
+                members = buckets.get(bucket)
+                if members is None:
+                    members = buckets[bucket] = set()
+                if key[4] not in members:
+                    members.add(key[4])
+                    added += 1
+                touched.add(bucket)
+        for bucket in touched:
+            buckets.move_to_end(bucket)
+        self.size += added
+        while self.size > self.capacity and buckets:
+            _, members = buckets.popitem(last=False)
+            self.size -= len(members)
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self.size = 0
+
+
+_caches: weakref.WeakKeyDictionary[Engine, MemberCache] = weakref.WeakKeyDictionary()
+
+
+def configure_cache(engine: AsyncEngine | Engine, size: int) -> None:
+    """Size the engine's cache (``ROLLUP_CACHE_SIZE``; 0 turns it off). The worker calls
+    this once at start; an engine never configured gets :data:`DEFAULT_CACHE_SIZE`."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    _caches[sync] = MemberCache(size)
+
+
+def cache_of(engine: Engine) -> MemberCache:
+    """The engine's cache (created at the default size on first use)."""
+    cache = _caches.get(engine)
+    if cache is None:
+        cache = _caches[engine] = MemberCache(DEFAULT_CACHE_SIZE)
+    return cache
+
+
+def forget(engine: AsyncEngine | Engine) -> None:
+    """Drop what this process remembers for ``engine`` (after deleting rollup rows)."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    cache = _caches.get(sync)
+    if cache is not None:
+        cache.clear()

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker.protocol import Event
 from asyncworker.writer import is_transient, write_batch
+from db import rollups
 from db.engine import create_engine
-from db.models import ROLLUP_TABLES, events, rollup_days
+from db.models import ROLLUP_TABLES, events, rollup_day_paths, rollup_days, rollup_sites
 from db.rebuild import rebuild
 from db.schema import alembic_config, init_db
 from db.settings import Settings
@@ -83,6 +84,7 @@ async def clear_rollups(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for table in ROLLUP_TABLES:
             await conn.execute(delete(table))
+    rollups.forget(engine)  # rows deleted behind the writer's membership cache
 
 
 async def test_migrations_create_the_rollup_tables_and_are_idempotent(
@@ -246,3 +248,61 @@ def test_rebuild_rollups_command(schema: Settings, tmp_path: Any) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "--from must not be after --to" in bad.stderr
+
+
+async def test_strings_that_need_escaping_are_stored_as_sent(engine: AsyncEngine) -> None:
+    """On MySQL the rows are rendered as SQL literals: quotes, backslashes, % and NUL survive."""
+    when = datetime(2024, 5, 20, 10, 30, 0, 123456, tzinfo=timezone.utc)
+    odd = ["a'b", 'q"q', "back\\slash", "50%", "%s %d %%", "nul\x00x", "é😀", "'; DROP x; --"]
+    types = odd[1:] + odd[:1]
+    evs = [Event(s, t, "/" + s, s, when) for s, t in zip(odd, types, strict=True)]
+    await write_all(engine, evs, size=len(evs))
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                select(events.c.site_id, events.c.event_type, events.c.path, events.c.user_id)
+            )
+        ).all()
+        paths = (await conn.execute(select(rollup_day_paths.c.path).distinct())).scalars()
+        sites = (await conn.execute(select(rollup_sites.c.site_id))).scalars()
+        stamps = (await conn.execute(select(events.c.timestamp))).scalars()
+        path_set, site_set, stamp_set = set(paths), set(sites), set(stamps)
+    assert sorted(tuple(r) for r in stored) == sorted(
+        (e.site_id, e.event_type, e.path, e.user_id) for e in evs
+    )
+    assert path_set == {e.path for e in evs}
+    assert site_set == set(odd)
+    assert stamp_set == {when.replace(tzinfo=None)}
+
+
+async def test_long_batches_split_into_bounded_statements(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements rendered as literals are split by size and rows; the result is the same."""
+    evs = random_events(random.Random(3), 300)
+    monkeypatch.setattr(rollups, "MAX_STATEMENT_CHARS", 300)
+    monkeypatch.setattr(rollups, "CHUNK_ROWS", 7)
+    await write_all(engine, evs, size=300)
+    live = await snapshot(engine)
+    async with engine.connect() as conn:
+        count = (await conn.exec_driver_sql("SELECT COUNT(*) FROM events")).scalar()
+    assert count == len(evs)
+    await clear_rollups(engine)
+    await rebuild(engine)
+    assert live == await snapshot(engine)
+
+
+async def test_the_membership_cache_follows_its_configured_size(engine: AsyncEngine) -> None:
+    """ROLLUP_CACHE_SIZE reaches the cache through configure_cache; 0 turns it off, and
+    the figures are the same either way."""
+    evs = random_events(random.Random(7), 60)
+    rollups.configure_cache(engine, 0)
+    await write_all(engine, evs[:30])
+    assert rollups.cache_of(engine.sync_engine).size == 0
+    rollups.configure_cache(engine, 100_000)
+    await write_all(engine, evs[30:])
+    assert rollups.cache_of(engine.sync_engine).size > 0
+    with_cache = await snapshot(engine)
+    await clear_rollups(engine)
+    await rebuild(engine)
+    assert await snapshot(engine) == with_cache

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from asyncworker.protocol import Event
 from asyncworker.writer import write_batch
-from db import stats
+from db import rollups, stats
 from db.engine import create_engine
 from db.models import ROLLUP_TABLES, events, ingest_batches
 from db.settings import Settings
@@ -85,6 +85,7 @@ async def reset(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for table in (events, ingest_batches, *ROLLUP_TABLES):
             await conn.execute(delete(table))
+    rollups.forget(engine)  # rows deleted behind the writer's membership cache
 
 
 async def write(engine: AsyncEngine, evs: list[Event], splits: list[int]) -> None:
