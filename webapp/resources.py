@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from flask import Flask, current_app
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -35,9 +35,16 @@ class Resources:
 async def open_resources(app: Flask) -> Resources:
     settings: Settings = app.config["SETTINGS"]
     # Short timeouts: with Redis away, POST /event must answer 503 quickly rather than hang.
-    redis = Redis.from_url(
-        settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0, max_connections=512
+    # A burst above the pool's size waits briefly for a free connection instead of
+    # failing at once; Redis away still fails fast through the socket timeouts.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=256,
+        timeout=2,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
     )
+    redis = Redis.from_pool(pool)
     engine = create_engine(settings)
     res = Resources(
         settings=settings,
