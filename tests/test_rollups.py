@@ -191,9 +191,18 @@ async def test_rebuild_while_the_writer_writes_into_the_same_days(
         pytest.skip("SQLite has one writer at a time; the race is MariaDB's")
     rng = random.Random(11)
     await write_all(engine, random_events(rng, 300, sites=2, days=2))
-    stream = random_events(rng, 3000, sites=2, days=2)
-    writing = asyncio.gather(*(write_all(engine, stream[i::4], size=10) for i in range(4)))
+    stream = random_events(rng, 8000, sites=2, days=2)
     during = 0
+
+    async def writer(part: list[Event]) -> None:
+        # Keeps committing until two whole rebuilds ran beside it (however fast the
+        # writer is), so the race is always exercised.
+        for start in range(0, len(part), 10):
+            if during >= 2:
+                return
+            await write_all(engine, part[start : start + 10], size=10)
+
+    writing = asyncio.gather(*(writer(stream[i::4]) for i in range(4)))
     while not writing.done():
         await rebuild(engine)
         during += 0 if writing.done() else 1
