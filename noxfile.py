@@ -7,8 +7,6 @@ import nox
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
 
-PACKAGES = ["webapp", "asyncworker", "db"]
-
 
 @nox.session
 def serve(session: nox.Session) -> None:

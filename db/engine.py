@@ -37,12 +37,6 @@ def mysql_connect_args(settings: Settings) -> dict[str, Any]:
     return args
 
 
-def is_sqlite(engine_or_settings: AsyncEngine | Settings) -> bool:
-    if isinstance(engine_or_settings, AsyncEngine):
-        return engine_or_settings.dialect.name == "sqlite"
-    return engine_or_settings.database_url.get_backend_name() == "sqlite"
-
-
 def create_engine(settings: Settings, *, pool_size: int = 10) -> AsyncEngine:
     """Build the engine; for SQLite also create the data directory and tune the file."""
     url = settings.database_url
