@@ -22,8 +22,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker import protocol
-from asyncworker.protocol import Event, InvalidEvent, QueueKeys
+from asyncworker.protocol import QueueKeys
 from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
+from db.event import Event, InvalidEvent, decode_wire
 from db.settings import Settings
 
 log = logging.getLogger("asyncworker")
@@ -155,7 +156,7 @@ class BatchProcessor:
         dead: list[bytes] = []
         for raw in raws:
             try:
-                good.append(protocol.decode_wire(raw))
+                good.append(decode_wire(raw))
             except InvalidEvent as exc:
                 log.warning("poison message moved to dead letters: %s: %r", exc, raw[:200])
                 dead.append(dead_letter_entry(raw, str(exc), batch_id))

@@ -17,8 +17,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asyncworker.protocol import Event
 from db import rollups
+from db.event import Event
 from db.models import ingest_batches
 
 LEDGER_KEEP = timedelta(days=1)

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql
 
+from db.limits import EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
+
 metadata = MetaData()
 
 MYSQL_TABLE_ARGS: dict[str, Any] = {
@@ -35,11 +37,6 @@ MYSQL_TABLE_ARGS: dict[str, Any] = {
 
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 Id = BigInteger().with_variant(Integer(), "sqlite")
-
-SITE_ID_MAX = 255
-EVENT_TYPE_MAX = 255
-PATH_MAX = 500
-USER_ID_MAX = 255
 
 events = Table(
     "events",
@@ -53,6 +50,10 @@ events = Table(
     Index("ix_events_site_timestamp", "site_id", "timestamp"),
     **MYSQL_TABLE_ARGS,
 )
+
+# What a stored event holds besides its generated id (Event.row's keys, the
+# columns of the worker's multi-row INSERT).
+EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if not c.primary_key)
 
 # One row per committed batch, written in the batch's own transaction: a batch
 # replayed after a crash finds its id here and is acknowledged without a second

@@ -64,7 +64,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from asyncworker.protocol import Event
+from db.event import Event
 from db.models import (
     ALL_TYPES,
     ONE_TYPE,

@@ -16,10 +16,10 @@ from alembic import command
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asyncworker.protocol import Event
 from asyncworker.writer import is_transient, write_batch
 from db import rollups
 from db.engine import create_engine
+from db.event import Event
 from db.models import ROLLUP_TABLES, events, rollup_day_paths, rollup_days, rollup_sites
 from db.rebuild import rebuild
 from db.schema import alembic_config, init_db

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asyncworker.protocol import Event
 from asyncworker.writer import write_batch
 from db.engine import create_engine
+from db.event import Event
 from db.settings import Settings
 
 DAY = date(2024, 3, 10)

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from asyncworker.protocol import Event
 from asyncworker.writer import write_batch
 from db import rollups, stats
 from db.engine import create_engine
+from db.event import Event
 from db.models import ROLLUP_TABLES, events, ingest_batches
 from db.settings import Settings
 from db.stats import Period

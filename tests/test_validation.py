@@ -1,4 +1,4 @@
-"""Unit tests of the event rules in :mod:`asyncworker.protocol` (no services needed).
+"""Unit tests of the event rules in :mod:`db.event` (no services needed).
 
 One case per rule: required fields, wrong types for each field, empty strings,
 lengths at and one over each limit, timestamps (``Z``, offsets, naive) and the
@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from asyncworker.protocol import (
+from db.event import (
     EVENT_ID_MAX,
     EVENT_TYPE_MAX,
     PATH_MAX,

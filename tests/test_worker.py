@@ -19,10 +19,10 @@ from sqlalchemy import func, select
 
 from asyncworker import protocol
 from asyncworker.consumer import BatchProcessor, Consumer
-from asyncworker.protocol import Event
 from asyncworker.worker import Worker
 from asyncworker.writer import write_batch
 from db.engine import create_engine
+from db.event import Event
 from db.models import events as events_table
 from db.models import ingest_batches
 from db.settings import Settings

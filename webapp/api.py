@@ -23,9 +23,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncworker.protocol import InvalidEvent, validate_event
 from asyncworker.worker import read_heartbeats
 from db import stats
+from db.event import InvalidEvent, validate_event
 from db.stats import Period
 from webapp.resources import enqueue, resources
 

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from asyncworker.protocol import Event
+from db.event import Event
 from tests.faults.conftest import FaultServer
 from tests.faults.helpers import (
     LoadGenerator,

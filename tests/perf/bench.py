@@ -50,7 +50,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from asyncworker.protocol import Event  # noqa: E402
+from db.event import Event  # noqa: E402
 from db.stats import Period  # noqa: E402
 
 BIG_SITE = "big.example"
