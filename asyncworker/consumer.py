@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from asyncworker import protocol
 from asyncworker.protocol import QueueKeys
 from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
+from db.errors import describe
 from db.event import Event, InvalidEvent, decode_wire
 from db.settings import Settings
 
@@ -198,7 +199,7 @@ class BatchProcessor:
             try:
                 await retry_forever(write_one, self.ctx.db_state, is_transient)
             except REFUSALS as exc:
-                reason = f"refused by the database: {type(exc).__name__}: {exc}"[:500]
+                reason = f"refused by the database: {describe(exc, 470)}"
                 dead.append(dead_letter_entry(event.to_wire(), reason, sub_id))
         return dead
 

@@ -38,6 +38,7 @@ from asyncworker.protocol import QueueKeys
 from asyncworker.writer import prune_ledger
 from db import rollups
 from db.engine import create_engine
+from db.errors import describe
 from db.models import metadata
 from db.settings import Settings
 
@@ -97,7 +98,7 @@ async def connect_with_retry(
         except StartupError:
             raise
         except Exception as exc:
-            what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            what = describe(exc)
             if what != reported:
                 log.warning("waiting for Redis and the database (%s); retrying", what)
                 reported = what

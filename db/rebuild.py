@@ -47,6 +47,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from db.errors import describe
 from db.models import (
     ALL_TYPES,
     events,
@@ -211,7 +212,7 @@ async def rebuild_day(engine: AsyncEngine, site: str, day: date) -> int:
             attempt += 1
             if attempt >= MAX_ATTEMPTS:
                 raise
-            log.info("rebuilding %s %s: %s; retrying", site, day, str(exc).splitlines()[0])
+            log.info("rebuilding %s %s: %s; retrying", site, day, describe(exc))
             await asyncio.sleep(min(0.02 * attempt, 0.5))
 
 

@@ -76,6 +76,7 @@ from db.models import (
     rollup_hours,
     rollup_sites,
 )
+from db.settings import DEFAULT_ROLLUP_CACHE_SIZE
 
 # (site_id, scope, event_type, bucket): bucket is a date (days) or a datetime (hours).
 DayKey = tuple[str, int, str, date]
@@ -89,7 +90,7 @@ CHUNK_ROWS = 2000
 
 # User-set rows a worker process remembers per engine (ROLLUP_CACHE_SIZE; about
 # 150 bytes each). 0 turns the cache off.
-DEFAULT_CACHE_SIZE = 500_000
+DEFAULT_CACHE_SIZE = DEFAULT_ROLLUP_CACHE_SIZE
 
 
 def digest(value: str) -> str:

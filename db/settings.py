@@ -21,6 +21,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+# User-set rows each worker process remembers as committed (db/rollups.py).
+DEFAULT_ROLLUP_CACHE_SIZE = 500_000
 
 
 class SettingsError(Exception):
@@ -114,7 +116,7 @@ class Settings:
     max_queue_length: int
     heartbeat_ttl_s: float
     shutdown_grace_s: float
-    rollup_cache_size: int = 500_000
+    rollup_cache_size: int = DEFAULT_ROLLUP_CACHE_SIZE
 
     @property
     def use_tls(self) -> bool:
@@ -187,6 +189,5 @@ def load_settings(
         max_queue_length=_int(env, "MAX_QUEUE_LENGTH", 1_000_000, 1, 1_000_000_000),
         heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),
         shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
-        # User-set rows each worker process remembers as committed (db/rollups.py).
-        rollup_cache_size=_int(env, "ROLLUP_CACHE_SIZE", 500_000, 0, 100_000_000),
+        rollup_cache_size=_int(env, "ROLLUP_CACHE_SIZE", DEFAULT_ROLLUP_CACHE_SIZE, 0, 100_000_000),
     )

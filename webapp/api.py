@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncworker.worker import read_heartbeats
 from db import stats
+from db.errors import describe
 from db.event import InvalidEvent, validate_event
 from db.stats import Period
 from webapp.resources import enqueue, resources
@@ -65,7 +66,7 @@ def _log_outage(what: str, exc: Exception) -> None:
     now = time.monotonic()
     if now - _last_outage_log.get(what, -1e9) >= 10:
         _last_outage_log[what] = now
-        log.warning("%s unavailable: %s", what, str(exc).splitlines()[0][:300] if str(exc) else exc)
+        log.warning("%s unavailable: %s", what, describe(exc))
 
 
 @bp.errorhandler(RedisError)

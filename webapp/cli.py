@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from db.errors import describe
 from db.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
@@ -153,8 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (SQLAlchemyError, RedisError, OSError) as exc:
         # A server that is down or refuses us: one line, not a traceback.
-        first_line = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
-        print(f"error: {type(exc).__name__}: {first_line[:300]}", file=sys.stderr)
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
