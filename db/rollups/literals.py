@@ -1,0 +1,150 @@
+"""SQL literals for multi-row statements on MySQL/MariaDB/TiDB, kept alone for review.
+
+On MySQL/MariaDB/TiDB the rows of a statement are rendered as SQL literals here
+rather than handed to the driver's executemany, which escapes every parameter of
+every row one by one in Python (most of a batch's CPU time): the key prefix of a
+bucket (site, scope, type, day or hour) is rendered once per bucket, strings once
+each (with the driver connection's own ``escape``, which follows its charset and
+NO_BACKSLASH_ESCAPES), digests are hex and numbers and dates render themselves.
+The statement's text around ``VALUES`` comes from SQLAlchemy's compilation of
+the same Core statement, so the SQL is the one the executemany path would send.
+SQLite keeps the executemany path.
+
+Everything that turns a value into SQL text is in this module: strings go through
+the driver connection's ``escape`` only, digests are hex produced by
+:func:`hashlib.md5`, numbers are ``int()``-ed and dates rendered by ``isoformat``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from db.event import Event
+from db.models import EVENT_COLUMNS, events
+from db.rollups.dialect import CHUNK_ROWS
+
+_FRAMES: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+
+def statement_frame(
+    conn: AsyncConnection, stmt: Insert, name: str, table: Table
+) -> tuple[str, str]:
+    """``(head, tail)`` of ``stmt`` compiled: ``head + "(…),(…)" + tail`` is the statement."""
+    key = (conn.dialect.name, name, table.name)
+    frame = _FRAMES.get(key)
+    if frame is None:
+        sql = str(stmt.compile(dialect=conn.dialect))
+        marker = " VALUES ("
+        at = sql.index(marker) + len(marker) - 1
+        close = sql.index(")", at)
+        placeholders = sql[at + 1 : close].split(",")
+        if len(placeholders) != len(table.c):
+            raise RuntimeError(f"unexpected compiled INSERT for {table.name}: {sql}")
+        frame = _FRAMES[key] = (sql[:at], sql[close + 1 :])
+    return frame
+
+
+class Literals:
+    """SQL literals for one statement batch, memoized (keys and strings repeat a lot)."""
+
+    def __init__(self, escape: Callable[[Any], str]) -> None:
+        self._escape = escape
+        self._strings: dict[str, str] = {}
+        self._keys: dict[tuple[Any, ...], str] = {}
+
+    def string(self, value: str) -> str:
+        out = self._strings.get(value)
+        if out is None:
+            out = self._strings[value] = self._escape(value)
+        return out
+
+    def key(self, key: tuple[Any, ...]) -> str:
+        """``'site',scope,'type','bucket'`` for a (site, scope, type, day or hour) key."""
+        out = self._keys.get(key)
+        if out is None:
+            site, scope, etype, when = key
+            text = when.isoformat(" ") if isinstance(when, datetime) else when.isoformat()
+            out = f"{self.string(site)},{int(scope)},{self.string(etype)},'{text}'"
+            self._keys[key] = out
+        return out
+
+    # Rows of the rollup tables, as tuples in their tables' column order.
+
+    def member_row(self, r: tuple[Any, ...]) -> str:
+        """(site, scope, type, bucket, digest, token): a row of a distinct-user set."""
+        return f"({self.key(r[:4])},'{r[4]}',{int(r[5])})"
+
+    def count_row(self, r: tuple[Any, ...]) -> str:
+        """(site, scope, type, bucket, events, users): a day or hour counter."""
+        return f"({self.key(r[:4])},{int(r[4])},{int(r[5])})"
+
+    def path_row(self, r: tuple[Any, ...]) -> str:
+        """(site, scope, type, day, digest, path, views): a path's views."""
+        return f"({self.key(r[:4])},'{r[4]}',{self.string(r[5])},{int(r[6])})"
+
+    def site_row(self, r: tuple[Any, ...]) -> str:
+        """(site, events): a site's total."""
+        return f"({self.string(r[0])},{int(r[1])})"
+
+
+async def literals_for(conn: AsyncConnection) -> Literals | None:
+    """Literal rendering for ``conn``, or None where the executemany path is used."""
+    if conn.dialect.name == "sqlite":
+        return None
+    raw = await conn.get_raw_connection()
+    escape = getattr(raw.driver_connection, "escape", None)
+    return None if escape is None else Literals(escape)
+
+
+# Longest statement sent (characters of VALUES), as PyMySQL's executemany splits
+# (``max_stmt_length``): far below any server's max_allowed_packet.
+MAX_STATEMENT_CHARS = 1_000_000
+
+
+async def send_values(conn: AsyncConnection, head: str, values: list[str], tail: str = "") -> None:
+    """``head + values joined by commas + tail``, split into statements of bounded size."""
+    if not values:
+        return
+    start, size = 0, 0
+    for i, value in enumerate(values):
+        size += len(value) + 1
+        if i > start and (size > MAX_STATEMENT_CHARS or i - start >= CHUNK_ROWS):
+            await conn.exec_driver_sql(
+                head + ",".join(values[start:i]) + tail, execution_options={"no_parameters": True}
+            )
+            start, size = i, len(value) + 1
+    await conn.exec_driver_sql(
+        head + ",".join(values[start:]) + tail, execution_options={"no_parameters": True}
+    )
+
+
+_EVENTS_HEAD: dict[str, str] = {}
+
+
+def events_head(conn: AsyncConnection) -> str:
+    """``INSERT INTO events (columns) VALUES `` for ``conn``'s dialect."""
+    head = _EVENTS_HEAD.get(conn.dialect.name)
+    if head is None:
+        prep = conn.dialect.identifier_preparer
+        cols = ", ".join(prep.quote(c) for c in EVENT_COLUMNS)
+        head = f"INSERT INTO {prep.format_table(events)} ({cols}) VALUES "
+        _EVENTS_HEAD[conn.dialect.name] = head
+    return head
+
+
+def event_values(lit: Literals, batch: Sequence[Event]) -> list[str]:
+    """One ``(…)`` per event, its values in :data:`~db.models.EVENT_COLUMNS` order."""
+    ls = lit.string
+    return [
+        f"({ls(e.site_id)},{ls(e.event_type)},"
+        f"{'NULL' if e.path is None else ls(e.path)},"
+        f"{'NULL' if e.user_id is None else ls(e.user_id)},"
+        f"'{e.timestamp.replace(tzinfo=None).isoformat(' ', 'microseconds')}')"
+        for e in batch
+    ]

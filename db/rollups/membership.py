@@ -1,0 +1,102 @@
+"""Which user-set rows a worker process knows are committed, so it need not write them.
+
+A user set only grows, so a row known to be in it would be ignored anyway and
+cannot be new: the writer leaves such rows out of the batch's ``INSERT IGNORE``.
+Rows are remembered only after the batch's transaction commits (the writer's
+``apply_batch`` returns the callback that does it), never for a rolled-back
+batch. ``analytics rebuild-rollups`` keeps this true: it recomputes a day from the
+raw events, which still hold every remembered user. Deleting rollup rows or raw
+events by other means while a worker runs (a restore, a manual ``DELETE``, a
+retention job followed by a rebuild) needs a worker restart, or :func:`forget`
+on its engine.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.rollups.deltas import Deltas
+from db.settings import DEFAULT_ROLLUP_CACHE_SIZE
+
+
+class MemberCache:
+    """User-set rows known to be committed, grouped by bucket, least recently used out.
+
+    A bucket is ``(site, scope, type, day or hour)`` of one table; buckets of the day
+    and hour tables never collide (a ``date`` is not equal to a ``datetime``).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.size = 0
+        self._buckets: OrderedDict[tuple[Any, ...], set[str]] = OrderedDict()
+
+    def unknown(self, keys: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """The keys (bucket + user digest) not known to be committed."""
+        if not self._buckets:
+            return keys
+        buckets = self._buckets
+        out = set()
+        for key in keys:
+            members = buckets.get(key[:4])
+            if members is None or key[4] not in members:
+                out.add(key)
+        return out
+
+    def remember(self, deltas: Deltas) -> None:
+        if self.capacity <= 0:
+            return
+        buckets = self._buckets
+        touched: set[tuple[Any, ...]] = set()
+        added = 0
+        for keys in (deltas.day_users, deltas.hour_users):
+            for key in keys:
+                bucket = key[:4]
+                members = buckets.get(bucket)
+                if members is None:
+                    members = buckets[bucket] = set()
+                if key[4] not in members:
+                    members.add(key[4])
+                    added += 1
+                touched.add(bucket)
+        for bucket in touched:
+            buckets.move_to_end(bucket)
+        self.size += added
+        while self.size > self.capacity and buckets:
+            _, members = buckets.popitem(last=False)
+            self.size -= len(members)
+
+    def clear(self) -> None:
+        self._buckets.clear()
+        self.size = 0
+
+
+_caches: weakref.WeakKeyDictionary[Engine, MemberCache] = weakref.WeakKeyDictionary()
+
+
+def configure_cache(engine: AsyncEngine | Engine, size: int) -> None:
+    """Size the engine's cache (``ROLLUP_CACHE_SIZE``; 0 turns it off). The worker calls
+    this once at start; an engine never configured gets :data:`DEFAULT_ROLLUP_CACHE_SIZE`."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    _caches[sync] = MemberCache(size)
+
+
+def cache_of(engine: Engine) -> MemberCache:
+    """The engine's cache (created at the default size on first use)."""
+    cache = _caches.get(engine)
+    if cache is None:
+        cache = _caches[engine] = MemberCache(DEFAULT_ROLLUP_CACHE_SIZE)
+    return cache
+
+
+def forget(engine: AsyncEngine | Engine) -> None:
+    """Drop what this process remembers for ``engine`` (after deleting rollup rows)."""
+    sync = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    cache = _caches.get(sync)
+    if cache is not None:
+        cache.clear()

@@ -1,0 +1,163 @@
+"""Writing a batch: its rows into ``events`` and its deltas into the aggregates.
+
+Called by the worker's batch writer inside the transaction that also inserts the
+batch's ledger row (see the package docstring for why each step is exact under
+concurrency). Rows of every statement are sorted by primary key, so concurrent
+transactions lock the rows of a table in the same order.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+
+from db.event import Event
+from db.models import (
+    events,
+    rollup_day_paths,
+    rollup_day_users,
+    rollup_days,
+    rollup_hour_users,
+    rollup_hours,
+    rollup_sites,
+)
+from db.rollups.deltas import Deltas, aggregate
+from db.rollups.dialect import execute_chunked, insert_ignore, upsert_adding
+from db.rollups.literals import (
+    Literals,
+    event_values,
+    events_head,
+    literals_for,
+    send_values,
+    statement_frame,
+)
+from db.rollups.membership import MemberCache, cache_of
+
+Render = Callable[[tuple[Any, ...]], str]
+
+
+async def write_rows(
+    conn: AsyncConnection,
+    stmt: Insert,
+    name: str,
+    table: Table,
+    rows: list[tuple[Any, ...]],
+    render: Render | None,
+) -> None:
+    """Write ``rows`` (tuples in ``table``'s column order) with ``stmt``, in chunks:
+    as literals rendered by ``render`` where there is one, else by executemany."""
+    if not rows:
+        return
+    if render is None:
+        names = [c.name for c in table.c]
+        await execute_chunked(conn, stmt, [dict(zip(names, row, strict=True)) for row in rows])
+        return
+    head, tail = statement_frame(conn, stmt, name, table)
+    await send_values(conn, head, [render(row) for row in rows], tail)
+
+
+async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
+    """The batch's rows into ``events``: one multi-row INSERT (literals on MySQL)."""
+    lit = await literals_for(conn)
+    if lit is None:
+        await conn.execute(insert(events), [event.row() for event in batch])
+        return
+    await send_values(conn, events_head(conn), event_values(lit, batch))
+
+
+async def _insert_new_users(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    table: Table,
+    bucket: str,
+    keys: set[tuple[Any, ...]],
+    token: int,
+) -> Counter[tuple[Any, ...]]:
+    """Insert the user rows; return how many were new, per (site, scope, type, bucket)."""
+    if not keys:
+        return Counter()
+    rows = [(*k, token) for k in sorted(keys)]
+    render = lit.member_row if lit is not None else None
+    await write_rows(conn, insert_ignore(conn, table), "ignore", table, rows, render)
+    cols = (table.c.site_id, table.c.scope, table.c.event_type, table.c[bucket])
+    found = await conn.execute(
+        select(*cols, func.count()).where(table.c.token == token).group_by(*cols)
+    )
+    new: Counter[tuple[Any, ...]] = Counter()
+    for site_id, scope, etype, when, n in found:
+        new[(site_id, scope, etype, when)] += int(n)
+    return new
+
+
+async def _upsert_counts(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    table: Table,
+    counts: Mapping[tuple[Any, ...], int],
+    users: Mapping[tuple[Any, ...], int],
+) -> None:
+    keys = sorted(set(counts) | set(users))
+    rows = [(*k, counts.get(k, 0), users.get(k, 0)) for k in keys]
+    render = lit.count_row if lit is not None else None
+    stmt = upsert_adding(conn, table, ("events", "users"))
+    await write_rows(conn, stmt, "counts", table, rows, render)
+
+
+async def _upsert_paths(conn: AsyncConnection, lit: Literals | None, deltas: Deltas) -> None:
+    names = deltas.path_names
+    rows = [(*k, names[k[4]], views) for k, views in sorted(deltas.path_views.items())]
+    render = lit.path_row if lit is not None else None
+    stmt = upsert_adding(conn, rollup_day_paths, ("views",))
+    await write_rows(conn, stmt, "views", rollup_day_paths, rows, render)
+
+
+async def _upsert_sites(
+    conn: AsyncConnection, lit: Literals | None, sites: Mapping[str, int]
+) -> None:
+    rows = sorted(sites.items())
+    render = lit.site_row if lit is not None else None
+    stmt = upsert_adding(conn, rollup_sites, ("events",))
+    await write_rows(conn, stmt, "events", rollup_sites, rows, render)
+
+
+async def write_deltas(
+    conn: AsyncConnection, deltas: Deltas, cache: MemberCache | None = None
+) -> None:
+    """Add ``deltas`` to the aggregates on ``conn`` (inside the caller's transaction)."""
+    token = secrets.randbits(62) + 1
+    day_users, hour_users = deltas.day_users, deltas.hour_users
+    if cache is not None:
+        day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
+    lit = await literals_for(conn)
+    new_day_users = await _insert_new_users(conn, lit, rollup_day_users, "day", day_users, token)
+    new_hour_users = await _insert_new_users(
+        conn, lit, rollup_hour_users, "hour", hour_users, token
+    )
+    await _upsert_paths(conn, lit, deltas)
+    await _upsert_counts(conn, lit, rollup_days, deltas.days, new_day_users)
+    await _upsert_counts(conn, lit, rollup_hours, deltas.hours, new_hour_users)
+    await _upsert_sites(conn, lit, deltas.sites)
+
+
+async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> Callable[[], None]:
+    """Write the batch's aggregate deltas on ``conn`` (inside the batch transaction).
+
+    Returns the callback to run once the transaction has committed (it remembers the
+    batch's user-set rows as committed); not running it is always safe.
+    """
+    if not batch:
+        return _nothing
+    deltas = aggregate(batch)
+    cache = cache_of(conn.sync_engine)
+    await write_deltas(conn, deltas, cache)
+    return lambda: cache.remember(deltas)
+
+
+def _nothing() -> None:
+    return None
