@@ -14,7 +14,7 @@ pytest (the file name does not start with ``test_``).
 4. Starts ``analytics web`` and measures /stats over HTTP (p50/p95 of ``--runs``
    requests after warm-up) for the big site-day, a small site-day, a 30-day range
    and an hourly time series; then the same figures with the raw-table queries of
-   ``db.stats.raw_*`` (COUNT / COUNT DISTINCT / GROUP BY over ``events``), checking
+   ``tests/reference_sql.py`` (COUNT / COUNT DISTINCT / GROUP BY over ``events``), checking
    they agree with the HTTP answers.
 5. Prints a table and writes it as JSON (``--out``).
 
@@ -152,9 +152,9 @@ async def time_raw(
 ) -> dict[str, tuple[Any, dict[str, float]]]:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from db import stats
     from db.engine import create_engine
     from db.settings import load_settings
+    from tests import reference_sql
 
     settings = load_settings(environ={"DATABASE_URL": database_url}, dotenv_path=None)
     engine = create_engine(settings)
@@ -167,9 +167,9 @@ async def time_raw(
                 async with AsyncSession(engine) as session:
                     t0 = time.perf_counter()
                     if kind == "summary":
-                        result = await stats.raw_summary(session, *call_args)
+                        result = await reference_sql.raw_summary(session, *call_args)
                     else:
-                        result = await stats.raw_timeseries(session, *call_args)
+                        result = await reference_sql.raw_timeseries(session, *call_args)
                     samples.append(time.perf_counter() - t0)
             out[name] = (result, percentiles(samples))
     finally:
