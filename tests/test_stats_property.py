@@ -35,7 +35,7 @@ from db.event import Event
 from db.models import ROLLUP_TABLES, events, ingest_batches
 from db.settings import Settings
 from db.stats import Period
-from tests import reference_sql
+from tests import reference_sql as ref
 
 FIRST = date(2024, 2, 27)
 DAYS = [FIRST + timedelta(days=i) for i in range(4)]  # 02-27 .. 03-01, leap day included
@@ -124,7 +124,7 @@ async def check_stats(
     if event_type is not None:
         params["event_type"] = event_type
     got = await get(client, "/stats", **params)
-    want = await reference_sql.raw_summary(session, site, period, event_type, limit)
+    want = await ref.raw_summary(session, site, period, event_type, limit)
     what = f"/stats {params}"
     assert got["total_views"] == want["total_views"], what
     assert got["unique_users"] == want["unique_users"], what
@@ -148,7 +148,7 @@ async def check_series(
     if event_type is not None:
         params["event_type"] = event_type
     got = await get(client, "/stats/timeseries", **params)
-    want = await reference_sql.raw_timeseries(session, site, period, interval, event_type)
+    want = await ref.raw_timeseries(session, site, period, interval, event_type)
     assert got == want, f"/stats/timeseries {params}"
 
 
@@ -193,11 +193,9 @@ async def test_stats_equal_raw_sql(
                     site_id=site,
                     **{"from": period.start.isoformat(), "to": period.end.isoformat()},
                 )
-                assert got["event_types"] == await reference_sql.raw_event_types(
-                    session, site, period
-                )
+                assert got["event_types"] == await ref.raw_event_types(session, site, period)
             await check_series(client, session, site, part, "hour", None)
             await check_series(client, session, site, part, "hour", typ)
             await check_series(client, session, site, whole, "day", typ)
         got = await get(client, "/sites")
-        assert got["sites"] == await reference_sql.raw_sites(session)
+        assert got["sites"] == await ref.raw_sites(session)
