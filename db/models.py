@@ -102,54 +102,42 @@ def _scoped_key() -> list[Column[Any]]:
     ]
 
 
-# Per site, UTC day and scope: events, and distinct users (the number of rows of
-# rollup_day_users for the same key).
-rollup_days = Table(
-    "rollup_days",
-    metadata,
-    *_scoped_key(),
-    Column("day", Date, primary_key=True),
-    Column("events", Count, nullable=False),
-    Column("users", Count, nullable=False),
-    **MYSQL_TABLE_ARGS,
-)
+def _counters(name: str, bucket: Column[Any]) -> Table:
+    """Per site, scope and bucket: events, and distinct users (the number of rows of
+    the bucket's user set)."""
+    return Table(
+        name,
+        metadata,
+        *_scoped_key(),
+        bucket,
+        Column("events", Count, nullable=False),
+        Column("users", Count, nullable=False),
+        **MYSQL_TABLE_ARGS,
+    )
 
-# The same per UTC hour (``hour`` is the start of the hour, naive UTC).
-rollup_hours = Table(
-    "rollup_hours",
-    metadata,
-    *_scoped_key(),
-    Column("hour", Hour, primary_key=True),
-    Column("events", Count, nullable=False),
-    Column("users", Count, nullable=False),
-    **MYSQL_TABLE_ARGS,
-)
 
-# The exact sets of distinct users. ``token`` is the random id of the transaction
-# that inserted the row (0 for rows written by rebuild-rollups): a batch counts as
-# new exactly the rows carrying its token, found through the token index (see
-# db/rollups.py).
-rollup_day_users = Table(
-    "rollup_day_users",
-    metadata,
-    *_scoped_key(),
-    Column("day", Date, primary_key=True),
-    Column("user_hash", Digest, primary_key=True),
-    Column("token", Count, nullable=False),
-    Index("ix_rollup_day_users_token", "token"),
-    **MYSQL_TABLE_ARGS,
-)
+def _user_set(name: str, bucket: Column[Any]) -> Table:
+    """The exact set of distinct users of each bucket. ``token`` is the random id of
+    the transaction that inserted the row (0 for rows written by rebuild-rollups): a
+    batch counts as new exactly the rows carrying its token, found through the token
+    index (see db/rollups)."""
+    return Table(
+        name,
+        metadata,
+        *_scoped_key(),
+        bucket,
+        Column("user_hash", Digest, primary_key=True),
+        Column("token", Count, nullable=False),
+        Index(f"ix_{name}_token", "token"),
+        **MYSQL_TABLE_ARGS,
+    )
 
-rollup_hour_users = Table(
-    "rollup_hour_users",
-    metadata,
-    *_scoped_key(),
-    Column("hour", Hour, primary_key=True),
-    Column("user_hash", Digest, primary_key=True),
-    Column("token", Count, nullable=False),
-    Index("ix_rollup_hour_users_token", "token"),
-    **MYSQL_TABLE_ARGS,
-)
+
+# Per UTC day, and per UTC hour (``hour`` is the start of the hour, naive UTC).
+rollup_days = _counters("rollup_days", Column("day", Date, primary_key=True))
+rollup_hours = _counters("rollup_hours", Column("hour", Hour, primary_key=True))
+rollup_day_users = _user_set("rollup_day_users", Column("day", Date, primary_key=True))
+rollup_hour_users = _user_set("rollup_hour_users", Column("hour", Hour, primary_key=True))
 
 # Views per path (events with a path; null paths are not listed).
 rollup_day_paths = Table(

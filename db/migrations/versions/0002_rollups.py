@@ -10,10 +10,25 @@ Create Date: 2026-11-29
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
-from db.models import MYSQL_TABLE_ARGS, Count, Digest, Hour
+# The column types as this revision created them, frozen here: a later change to
+# db/models.py must come with a new revision, never alter what this one creates.
+MYSQL_TABLE_ARGS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+Count = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Digest = sa.String(32).with_variant(
+    mysql.CHAR(32, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+Hour = sa.DateTime().with_variant(mysql.DATETIME(), "mysql", "mariadb")
+BUCKETS = (("day", sa.Date()), ("hour", Hour))
 
 revision = "0002"
 down_revision = "0001"
@@ -36,34 +51,22 @@ def upgrade() -> None:
         if name not in tables:
             op.create_table(name, *columns, **MYSQL_TABLE_ARGS)
 
-    create(
-        "rollup_days",
-        *_key(),
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("events", Count, nullable=False),
-        sa.Column("users", Count, nullable=False),
-    )
-    create(
-        "rollup_hours",
-        *_key(),
-        sa.Column("hour", Hour, primary_key=True),
-        sa.Column("events", Count, nullable=False),
-        sa.Column("users", Count, nullable=False),
-    )
-    create(
-        "rollup_day_users",
-        *_key(),
-        sa.Column("day", sa.Date, primary_key=True),
-        sa.Column("user_hash", Digest, primary_key=True),
-        sa.Column("token", Count, nullable=False),
-    )
-    create(
-        "rollup_hour_users",
-        *_key(),
-        sa.Column("hour", Hour, primary_key=True),
-        sa.Column("user_hash", Digest, primary_key=True),
-        sa.Column("token", Count, nullable=False),
-    )
+    for bucket, kind in BUCKETS:
+        create(
+            f"rollup_{bucket}s",
+            *_key(),
+            sa.Column(bucket, kind, primary_key=True),
+            sa.Column("events", Count, nullable=False),
+            sa.Column("users", Count, nullable=False),
+        )
+    for bucket, kind in BUCKETS:
+        create(
+            f"rollup_{bucket}_users",
+            *_key(),
+            sa.Column(bucket, kind, primary_key=True),
+            sa.Column("user_hash", Digest, primary_key=True),
+            sa.Column("token", Count, nullable=False),
+        )
     for name in ("rollup_day_users", "rollup_hour_users"):
         indexes = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(name)}
         if f"ix_{name}_token" not in indexes:
