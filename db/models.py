@@ -102,17 +102,18 @@ def _scoped_key() -> list[Column[Any]]:
     ]
 
 
+def _bucketed(name: str, bucket: Column[Any], *columns: Column[Any] | Index) -> Table:
+    """A table keyed by site, scope, type and a day or hour ``bucket``, then ``columns``."""
+    return Table(name, metadata, *_scoped_key(), bucket, *columns, **MYSQL_TABLE_ARGS)
+
+
 def _counters(name: str, bucket: Column[Any]) -> Table:
-    """Per site, scope and bucket: events, and distinct users (the number of rows of
-    the bucket's user set)."""
-    return Table(
+    """Per bucket: events, and distinct users (the number of rows of its user set)."""
+    return _bucketed(
         name,
-        metadata,
-        *_scoped_key(),
         bucket,
         Column("events", Count, nullable=False),
         Column("users", Count, nullable=False),
-        **MYSQL_TABLE_ARGS,
     )
 
 
@@ -121,16 +122,9 @@ def _user_set(name: str, bucket: Column[Any]) -> Table:
     the transaction that inserted the row (0 for rows written by rebuild-rollups): a
     batch counts as new exactly the rows carrying its token, found through the token
     index (see db/rollups)."""
-    return Table(
-        name,
-        metadata,
-        *_scoped_key(),
-        bucket,
-        Column("user_hash", Digest, primary_key=True),
-        Column("token", Count, nullable=False),
-        Index(f"ix_{name}_token", "token"),
-        **MYSQL_TABLE_ARGS,
-    )
+    token = Column("token", Count, nullable=False)
+    digest = Column("user_hash", Digest, primary_key=True)
+    return _bucketed(name, bucket, digest, token, Index(f"ix_{name}_token", "token"))
 
 
 # Per UTC day, and per UTC hour (``hour`` is the start of the hour, naive UTC).

@@ -10,15 +10,17 @@ plus the worker's tuning knobs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dotenv import dotenv_values
 from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+
+N = TypeVar("N", int, float)
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # User-set rows each worker process remembers as committed (db/rollups.py).
@@ -45,30 +47,28 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+def _number(
+    env: Mapping[str, str], name: str, default: N, low: N, high: N, parse: Callable[[str], N]
+) -> N:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw.strip())
+        value = parse(raw.strip())
     except ValueError:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        kind = "an integer" if parse is int else "a number"
+        raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _number(env, name, default, low, high, int)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+    return _number(env, name, default, low, high, float)
 
 
 def normalize_database_url(raw: str) -> URL:

@@ -17,16 +17,8 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
+from db import models
 from db.event import Event
-from db.models import (
-    events,
-    rollup_day_paths,
-    rollup_day_users,
-    rollup_days,
-    rollup_hour_users,
-    rollup_hours,
-    rollup_sites,
-)
 from db.rollups.deltas import Deltas, aggregate
 from db.rollups.dialect import execute_chunked, insert_ignore, upsert_adding
 from db.rollups.literals import (
@@ -66,7 +58,7 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
     """The batch's rows into ``events``: one multi-row INSERT (literals on MySQL)."""
     lit = await literals_for(conn)
     if lit is None:
-        await conn.execute(insert(events), [event.row() for event in batch])
+        await conn.execute(insert(models.events), [event.row() for event in batch])
         return
     await send_values(conn, events_head(conn), event_values(lit, batch))
 
@@ -113,8 +105,8 @@ async def _upsert_paths(conn: AsyncConnection, lit: Literals | None, deltas: Del
     names = deltas.path_names
     rows = [(*k, names[k[4]], views) for k, views in sorted(deltas.path_views.items())]
     render = lit.path_row if lit is not None else None
-    stmt = upsert_adding(conn, rollup_day_paths, ("views",))
-    await write_rows(conn, stmt, "views", rollup_day_paths, rows, render)
+    stmt = upsert_adding(conn, models.rollup_day_paths, ("views",))
+    await write_rows(conn, stmt, "views", models.rollup_day_paths, rows, render)
 
 
 async def _upsert_sites(
@@ -122,8 +114,8 @@ async def _upsert_sites(
 ) -> None:
     rows = sorted(sites.items())
     render = lit.site_row if lit is not None else None
-    stmt = upsert_adding(conn, rollup_sites, ("events",))
-    await write_rows(conn, stmt, "events", rollup_sites, rows, render)
+    stmt = upsert_adding(conn, models.rollup_sites, ("events",))
+    await write_rows(conn, stmt, "events", models.rollup_sites, rows, render)
 
 
 async def write_deltas(
@@ -135,13 +127,15 @@ async def write_deltas(
     if cache is not None:
         day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
     lit = await literals_for(conn)
-    new_day_users = await _insert_new_users(conn, lit, rollup_day_users, "day", day_users, token)
+    new_day_users = await _insert_new_users(
+        conn, lit, models.rollup_day_users, "day", day_users, token
+    )
     new_hour_users = await _insert_new_users(
-        conn, lit, rollup_hour_users, "hour", hour_users, token
+        conn, lit, models.rollup_hour_users, "hour", hour_users, token
     )
     await _upsert_paths(conn, lit, deltas)
-    await _upsert_counts(conn, lit, rollup_days, deltas.days, new_day_users)
-    await _upsert_counts(conn, lit, rollup_hours, deltas.hours, new_hour_users)
+    await _upsert_counts(conn, lit, models.rollup_days, deltas.days, new_day_users)
+    await _upsert_counts(conn, lit, models.rollup_hours, deltas.hours, new_hour_users)
     await _upsert_sites(conn, lit, deltas.sites)
 
 

@@ -10,21 +10,12 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
-# The column types as this revision created them, frozen here: a later change to
-# db/models.py must come with a new revision, never alter what this one creates.
-MYSQL_TABLE_ARGS: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Timestamp = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+from db.migrations.frozen import BIG_INT as Id
+from db.migrations.frozen import MYSQL_TABLE_ARGS
+from db.migrations.frozen import TIMESTAMP as Timestamp
 
 revision = "0001"
 down_revision = None

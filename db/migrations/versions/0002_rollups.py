@@ -14,20 +14,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
 
-# The column types as this revision created them, frozen here: a later change to
-# db/models.py must come with a new revision, never alter what this one creates.
-MYSQL_TABLE_ARGS: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-Count = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-Digest = sa.String(32).with_variant(
-    mysql.CHAR(32, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
-)
-Hour = sa.DateTime().with_variant(mysql.DATETIME(), "mysql", "mariadb")
+from db.migrations.frozen import BIG_INT as Count
+from db.migrations.frozen import DIGEST as Digest
+from db.migrations.frozen import HOUR as Hour
+from db.migrations.frozen import MYSQL_TABLE_ARGS
+
 BUCKETS = (("day", sa.Date()), ("hour", Hour))
 
 revision = "0002"
@@ -36,7 +28,7 @@ branch_labels = None
 depends_on = None
 
 
-def _key() -> list[sa.Column[object]]:
+def _key() -> list[sa.Column[Any]]:
     return [
         sa.Column("site_id", sa.String(255), primary_key=True),
         sa.Column("scope", sa.SmallInteger, primary_key=True, autoincrement=False),
@@ -47,26 +39,17 @@ def _key() -> list[sa.Column[object]]:
 def upgrade() -> None:
     tables = set(sa.inspect(op.get_bind()).get_table_names())
 
-    def create(name: str, *columns: sa.Column[object]) -> None:
+    def create(name: str, *columns: sa.Column[Any]) -> None:
         if name not in tables:
             op.create_table(name, *columns, **MYSQL_TABLE_ARGS)
 
     for bucket, kind in BUCKETS:
-        create(
-            f"rollup_{bucket}s",
-            *_key(),
-            sa.Column(bucket, kind, primary_key=True),
-            sa.Column("events", Count, nullable=False),
-            sa.Column("users", Count, nullable=False),
-        )
-    for bucket, kind in BUCKETS:
-        create(
-            f"rollup_{bucket}_users",
-            *_key(),
-            sa.Column(bucket, kind, primary_key=True),
-            sa.Column("user_hash", Digest, primary_key=True),
-            sa.Column("token", Count, nullable=False),
-        )
+        key = (*_key(), sa.Column(bucket, kind, primary_key=True))
+        events = sa.Column("events", Count, nullable=False)
+        create(f"rollup_{bucket}s", *key, events, sa.Column("users", Count, nullable=False))
+        key = (*_key(), sa.Column(bucket, kind, primary_key=True))
+        digest = sa.Column("user_hash", Digest, primary_key=True)
+        create(f"rollup_{bucket}_users", *key, digest, sa.Column("token", Count, nullable=False))
     for name in ("rollup_day_users", "rollup_hour_users"):
         indexes = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes(name)}
         if f"ix_{name}_token" not in indexes:
