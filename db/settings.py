@@ -127,6 +127,39 @@ class Settings:
         return replace(self, **changes)
 
 
+def _redis_url(env: Mapping[str, str]) -> str:
+    """REDIS_URL as given ('' when unset), checked the way redis-py will parse it."""
+    raw = (env.get("REDIS_URL") or "").strip()
+    if raw:
+        if not raw.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(
+                f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw!r}"
+            )
+        try:
+            parse_redis_url(raw)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise SettingsError(f"REDIS_URL is not valid ({exc}): {raw!r}") from None
+    return raw
+
+
+def _queue_name(env: Mapping[str, str]) -> str:
+    """The queue's name, which is also the hash tag of every key: no braces, no spaces."""
+    name = (env.get("REDIS_QUEUE_NAME") or "event_queue").strip()
+    if not name or any(c in name for c in "{} \t\r\n"):
+        raise SettingsError(
+            f"REDIS_QUEUE_NAME must be a non-empty name without braces or spaces, got {name!r}"
+        )
+    return name
+
+
+def _ca_path(env: Mapping[str, str]) -> Path | None:
+    raw = (env.get("TIDB_CA_PATH") or "").strip()
+    path = Path(raw).expanduser() if raw else None
+    if path is not None and not path.is_file():
+        raise SettingsError(f"TIDB_CA_PATH points to {str(path)!r}, which is not a file")
+    return path
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
 ) -> Settings:
@@ -145,39 +178,19 @@ def load_settings(
     db_configured = bool(raw_db)
     if not raw_db:
         raw_db = f"sqlite:///{(data_dir / 'analytics.db').resolve()}"
-    raw_redis = (env.get("REDIS_URL") or "").strip()
-    if raw_redis:
-        if not raw_redis.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(
-                f"REDIS_URL must start with redis://, rediss:// or unix://, got {raw_redis!r}"
-            )
-        try:
-            parse_redis_url(raw_redis)  # type: ignore[no-untyped-call]
-        except ValueError as exc:
-            raise SettingsError(f"REDIS_URL is not valid ({exc}): {raw_redis!r}") from None
-    queue_name = (env.get("REDIS_QUEUE_NAME") or "event_queue").strip()
-    if not queue_name or any(c in queue_name for c in "{} \t\r\n"):
-        raise SettingsError(
-            f"REDIS_QUEUE_NAME must be a non-empty name without braces or spaces, "
-            f"got {queue_name!r}"
-        )
-    host = (env.get("FLASK_HOST") or "0.0.0.0").strip()
-    ca_raw = (env.get("TIDB_CA_PATH") or "").strip()
-    ca_path = Path(ca_raw).expanduser() if ca_raw else None
-    if ca_path is not None and not ca_path.is_file():
-        raise SettingsError(f"TIDB_CA_PATH points to {str(ca_path)!r}, which is not a file")
-
+    raw_redis = _redis_url(env)
     force_ssl = _bool(env, "FORCE_SSL", False)
+    ca_path = _ca_path(env)
     database_url = normalize_database_url(raw_db)
     if (force_ssl or ca_path) and database_url.get_backend_name() == "sqlite":
         raise SettingsError("TIDB_CA_PATH / FORCE_SSL need a MySQL/TiDB DATABASE_URL, not SQLite")
 
     return Settings(
-        flask_host=host,
+        flask_host=(env.get("FLASK_HOST") or "0.0.0.0").strip(),
         flask_port=_int(env, "FLASK_PORT", 5000, 1, 65535),
         redis_url=raw_redis or DEFAULT_REDIS_URL,
         redis_url_configured=bool(raw_redis),
-        queue_name=queue_name,
+        queue_name=_queue_name(env),
         database_url=database_url,
         database_url_configured=db_configured,
         tidb_ca_path=ca_path,
