@@ -1,4 +1,8 @@
-"""Developer sessions: serve, tests, lint, typing (and bench)."""
+"""Developer sessions: serve, tests, lint, typing (and bench).
+
+``nox`` with no arguments runs what CI runs: the suite on Flask 3 and 2.3, the
+linters (ruff, and import-linter's layers contract) and mypy.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +34,12 @@ def tests(session: nox.Session, flask: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the layers contract: webapp on asyncworker on db, nothing imports upward."""
+    session.install("ruff", "import-linter>=2.0")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The packages are read from the checkout, not installed.
+    session.run("lint-imports", env={"PYTHONPATH": session.invoked_from})
 
 
 @nox.session
