@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pymysql
@@ -330,13 +329,3 @@ def live_server(
     tmp = tmp_path_factory.mktemp("live")
     with live_servers(tmp, mariadb_server, redis_available, "analytics_live") as server:
         yield server
-
-
-def poll(fetch: Callable[[], Any], expected: Any, timeout: float = 20) -> Any:
-    """Call ``fetch`` until it returns ``expected`` (the last value is returned either way)."""
-    deadline = time.monotonic() + timeout
-    value = fetch()
-    while value != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-        value = fetch()
-    return value

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -25,6 +24,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+
+from tests import helpers
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -197,16 +198,6 @@ def get_json(base_url: str, path: str, **params: Any) -> Any:
 
 
 def wait_for(fn: Callable[[], Any], timeout: float = 20.0, interval: float = 0.25) -> Any:
-    """Call ``fn`` until it returns something truthy; return it, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s; last value: {last!r}")
+    """:func:`tests.helpers.wait_for`, a page or API not answering yet counting as "not yet"."""
+    retry = (urllib.error.URLError, OSError, ValueError)
+    return helpers.wait_for(fn, timeout, interval, retry_on=retry)

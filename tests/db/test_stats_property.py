@@ -5,8 +5,8 @@ day), hours, event types, paths (None included) and users (None included), write
 them through the worker's batch writer in random batch splits (with a replayed
 batch), then compares every answer of /stats (single days, ranges, the
 event_type filter, top_paths order and ties), /stats/timeseries (hour and day),
-/stats/event-types and /sites, over HTTP, with the ``raw_*`` reference queries of
-:mod:`db.stats` (COUNT, COUNT DISTINCT, GROUP BY over ``events``).
+/stats/event-types and /sites, over HTTP, with the reference queries of
+``tests/reference_sql.py`` (COUNT, COUNT DISTINCT, GROUP BY over ``events``).
 
 Generated paths and user ids never end in a space: MariaDB's utf8mb4_bin collation
 is PAD SPACE, so its raw GROUP BY / COUNT(DISTINCT) treat "/a" and "/a " as one

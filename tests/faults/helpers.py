@@ -11,7 +11,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,16 +278,6 @@ def inflight_keys(settings: Settings) -> list[bytes]:
         return sorted(r.scan_iter(match="{" + settings.queue_name + "}:inflight:*"))
     finally:
         r.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, step: float = 0.2) -> float:
-    """Poll ``check`` until true; returns the seconds it took, fails with ``what`` otherwise."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def stats_total(base_url: str, sites: Iterable[str], day: str = FIXED_DAY) -> int:

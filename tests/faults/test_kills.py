@@ -25,8 +25,8 @@ from tests.faults.helpers import (
     sql_rows,
     stats_total,
     stored_count,
-    wait_until,
 )
+from tests.helpers import wait_until
 
 
 def drain_and_count(

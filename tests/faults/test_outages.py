@@ -23,8 +23,8 @@ from tests.faults.helpers import (
     sql_rows,
     stats_total,
     stored_count,
-    wait_until,
 )
+from tests.helpers import wait_until
 
 UNREACHABLE = "database unreachable"
 REACHABLE_AGAIN = "database reachable again"

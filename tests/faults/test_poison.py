@@ -19,8 +19,8 @@ from tests.faults.helpers import (
     sql_rows,
     stats_total,
     stored_count,
-    wait_until,
 )
+from tests.helpers import wait_until
 
 POISON = {
     b"this is not json": "not valid JSON",

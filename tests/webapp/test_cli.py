@@ -13,7 +13,8 @@ import httpx
 import pymysql
 import pytest
 
-from tests.conftest import ROOT, Proc, free_port, poll, process_env, wait_http
+from tests.conftest import ROOT, Proc, free_port, process_env, wait_http
+from tests.helpers import poll
 
 
 def run_cli(

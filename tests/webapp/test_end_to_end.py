@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import httpx
 
-from tests.conftest import LiveServer, poll
+from tests.conftest import LiveServer
+from tests.helpers import poll
 
 
 def test_complete_workflow_example(live_server: LiveServer) -> None:

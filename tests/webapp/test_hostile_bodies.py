@@ -23,7 +23,8 @@ import pytest
 from redis.asyncio import Redis
 
 from db.settings import Settings
-from tests.conftest import MARIADB_HOST, MARIADB_PORT, LiveServer, poll
+from tests.conftest import MARIADB_HOST, MARIADB_PORT, LiveServer
+from tests.helpers import poll
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 JSON = {"content-type": "application/json"}
