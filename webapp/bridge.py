@@ -23,6 +23,7 @@ import greenback
 from a2wsgi.wsgi import build_environ
 from flask import Flask
 
+from db.errors import describe
 from webapp import cors
 from webapp.errors import JSON, HTTPError, error_body
 
@@ -75,11 +76,13 @@ class AsgiBridge:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    if self.on_startup is not None:
-                        await self.on_startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                failure = await self._start()
+                if failure is not None:
+                    # Hypercorn raises out of this send, which ends the worker process
+                    # (exit 1): a server that could not open its connections must not
+                    # serve. Sent outside the except block, so that its traceback is
+                    # not chained to the one already logged.
+                    await send({"type": "lifespan.startup.failed", "message": failure})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -89,6 +92,20 @@ class AsgiBridge:
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def _start(self) -> str | None:
+        """Run ``on_startup``; on failure log the whole traceback and return the message.
+
+        ``lifespan.startup.failed`` carries only a message: without the traceback in the
+        log an operator would see "File exists" and not where it came from.
+        """
+        try:
+            if self.on_startup is not None:
+                await self.on_startup()
+        except Exception as exc:
+            log.exception("start-up failed, the server stops: %s", describe(exc))
+            return str(exc)
+        return None
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body, refusing early what is over the limit or never arrives."""
