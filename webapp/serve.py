@@ -88,12 +88,7 @@ def _supervise(config: Config) -> int:
         while True:
             asked.clear()
             shutdown.clear()
-            # Workers inherit an ignored SIGINT: Ctrl-C stops them through the event.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            kwargs = {"config": config, "sockets": sockets, "shutdown_event": shutdown}
-            procs = [ctx.Process(target=worker, kwargs=kwargs) for _ in range(config.workers)]
-            for proc in procs:
-                proc.start()
+            procs = _spawn(ctx, worker, config, sockets, shutdown)
             signal.signal(signal.SIGINT, ask("stop"))
             signal.signal(signal.SIGTERM, ask("stop"))
             if restart is not None:
@@ -110,6 +105,20 @@ def _supervise(config: Config) -> int:
             signal.signal(sig, handler)
         for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
             sock.close()
+
+
+def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -> list[Any]:
+    """Start ``config.workers`` Hypercorn workers, as Hypercorn's own ``run`` does.
+
+    They inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
+    group, and the workers must stop through ``shutdown`` (gracefully) instead.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kwargs = {"config": config, "sockets": sockets, "shutdown_event": shutdown}
+    procs = [ctx.Process(target=worker, kwargs=kwargs) for _ in range(config.workers)]
+    for proc in procs:
+        proc.start()
+    return procs
 
 
 def _join(proc: Any, timeout: float) -> int:

@@ -12,6 +12,7 @@ import logging
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,23 @@ def test_web_stopped_by_sigterm_exits_zero(tmp_path: Path, redis_available: str)
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, output.decode(errors="replace")
+
+
+def test_web_restarts_its_workers_on_sighup(tmp_path: Path, redis_available: str) -> None:
+    """SIGHUP restarts the workers, as Hypercorn's own supervisor did, and then still serves."""
+    proc, port = _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert proc.poll() is None
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert text.count("Running on http://127.0.0.1") == 2, text
