@@ -8,11 +8,13 @@ real ``analytics web`` process, made to fail the way a deployment can: a SQLite
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +145,11 @@ async def test_failed_startup_logs_traceback_and_reports_failure(
     assert "start-up failed" in record.getMessage()
 
 
-def _web(tmp_path: Path, database_url: str, redis_url: str) -> tuple[subprocess.Popen[bytes], int]:
+@contextlib.contextmanager
+def _web(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real ``analytics web`` process and its base URL; killed if a test leaves it running."""
     port = free_port()
     env = process_env(
         {
@@ -154,14 +160,22 @@ def _web(tmp_path: Path, database_url: str, redis_url: str) -> tuple[subprocess.
             "ANALYTICS_DATA_DIR": str(tmp_path / "data"),
         }
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp.cli", "web"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, port
+    command = [sys.executable, "-m", "webapp.cli", "web"]
+    out = subprocess.PIPE
+    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as proc:
+        try:
+            yield proc, f"http://127.0.0.1:{port}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def _exit(proc: subprocess.Popen[bytes], sig: int | None = None) -> tuple[int, str]:
+    """Send ``sig`` if given, wait for the process to end: its exit status and output."""
+    if sig is not None:
+        proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    return proc.returncode, output.decode(errors="replace")
 
 
 def test_web_exits_nonzero_with_traceback_when_startup_fails(
@@ -170,15 +184,9 @@ def test_web_exits_nonzero_with_traceback_when_startup_fails(
     """Hypercorn alone would log the failure and exit 0; a service manager must see a crash."""
     (tmp_path / "not-a-directory").write_text("")
     database_url = f"sqlite:///{tmp_path / 'not-a-directory' / 'analytics.db'}"
-    proc, _port = _web(tmp_path, database_url, redis_available)
-    try:
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = output.decode(errors="replace")
-    assert proc.returncode not in (0, None), text
+    with _web(tmp_path, database_url, redis_available) as (proc, _):
+        code, text = _exit(proc)
+    assert code != 0, text
     assert "start-up failed, the server stops: FileExistsError" in text
     assert "Traceback (most recent call last):" in text
     assert "in open_resources" in text
@@ -186,33 +194,20 @@ def test_web_exits_nonzero_with_traceback_when_startup_fails(
 
 def test_web_stopped_by_sigterm_exits_zero(tmp_path: Path, redis_available: str) -> None:
     """The supervisor that keeps a failed worker's status still stops cleanly when asked."""
-    proc, port = _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, output.decode(errors="replace")
+    with _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available) as (proc, url):
+        wait_http(url + "/healthz")
+        code, text = _exit(proc, signal.SIGTERM)
+    assert code == 0, text
 
 
 def test_web_restarts_its_workers_on_sighup(tmp_path: Path, redis_available: str) -> None:
     """SIGHUP restarts the workers, as Hypercorn's own supervisor did, and then still serves."""
-    proc, port = _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
+    with _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available) as (proc, url):
+        wait_http(url + "/healthz")
         proc.send_signal(signal.SIGHUP)
         time.sleep(1)
         assert proc.poll() is None
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = output.decode(errors="replace")
-    assert proc.returncode == 0, text
+        wait_http(url + "/healthz")
+        code, text = _exit(proc, signal.SIGTERM)
+    assert code == 0, text
     assert text.count("Running on http://127.0.0.1") == 2, text
