@@ -1,9 +1,10 @@
 """The JSON API: ingestion, stats, health.
 
 Views are ``async`` and await the process-wide Redis pool and engine (see
-:mod:`webapp.bridge`); they must never block the loop. Every error is
-``{"error": "..."}`` with a 4xx/5xx status; Redis being away is a 503 with
-``Retry-After``, never a 500 page.
+:mod:`webapp.bridge`); they must never block the loop. Views refuse a request by
+raising :class:`~webapp.errors.HTTPError`; :mod:`webapp.errors` turns it, and Redis
+or the database being away (503 with ``Retry-After``, never a 500 page), into
+``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncworker.worker import read_heartbeats
 from db import stats
-from db.errors import describe
 from db.event import InvalidEvent, validate_event
 from db.stats import Period
+from webapp import cors
+from webapp.errors import HTTPError
 from webapp.resources import enqueue, resources
 
 log = logging.getLogger("webapp")
@@ -42,45 +44,6 @@ READY_TIMEOUT_S = 3.0
 T = TypeVar("T")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-
-@bp.errorhandler(ApiError)
-def api_error(exc: ApiError) -> Response:
-    response = json_response({"error": exc.message}, exc.status)
-    if exc.retry_after is not None:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-_last_outage_log: dict[str, float] = {}
-
-
-def _log_outage(what: str, exc: Exception) -> None:
-    """One warning per service every 10 s, not one per failed request during an outage."""
-    now = time.monotonic()
-    if now - _last_outage_log.get(what, -1e9) >= 10:
-        _last_outage_log[what] = now
-        log.warning("%s unavailable: %s", what, describe(exc))
-
-
-@bp.errorhandler(RedisError)
-def redis_down(exc: RedisError) -> Response:
-    _log_outage("Redis", exc)
-    return api_error(ApiError(503, "queue unavailable, retry later", retry_after=5))
-
-
-@bp.errorhandler(SQLAlchemyError)
-def database_down(exc: SQLAlchemyError) -> Response:
-    _log_outage("database", exc)
-    return api_error(ApiError(503, "database unavailable, retry later", retry_after=5))
-
-
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
@@ -88,19 +51,10 @@ def json_response(body: Any, status: int = 200) -> Response:
 # ---------------------------------------------------------------- ingestion
 
 
-def _cors(response: Response) -> Response:
-    # Ingestion is public, like every analytics tool's: any site may post events.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Max-Age"] = "86400"
-    return response
-
-
 @bp.after_request
 def cors_for_event(response: Response) -> Response:
     if request.path == "/event":
-        _cors(response)
+        cors.allow(response, cors.INGESTION)
     return response
 
 
@@ -112,14 +66,14 @@ def event_preflight() -> Response:
 def _parse_body() -> object:
     mimetype = request.mimetype
     if mimetype not in ("application/json", "text/plain", "") and not mimetype.endswith("+json"):
-        raise ApiError(415, "Content-Type must be application/json or text/plain")
+        raise HTTPError(415, "Content-Type must be application/json or text/plain")
     raw = request.get_data(cache=False)
     if not raw.strip():
-        raise ApiError(400, "body must be a JSON object")
+        raise HTTPError(400, "body must be a JSON object")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise ApiError(400, "body is not valid JSON") from None
+        raise HTTPError(400, "body is not valid JSON") from None
 
 
 @bp.post("/event")
@@ -128,12 +82,12 @@ async def post_event() -> Response:
     try:
         event = validate_event(data, datetime.now(timezone.utc))
     except InvalidEvent as exc:
-        raise ApiError(400, str(exc)) from None
+        raise HTTPError(400, str(exc)) from None
     res = resources()
     dedupe = res.keys.seen(event.site_id, event.event_id) if event.event_id else None
     outcome = await enqueue(res, event.to_wire(), event.site_id, dedupe)
     if outcome < 0:
-        raise ApiError(503, "queue is full, retry later", retry_after=10)
+        raise HTTPError.retry_later(503, "queue is full, retry later", 10)
     return json_response({"status": "accepted"}, 202)
 
 
@@ -156,18 +110,18 @@ def _day(name: str, raw: str) -> date:
             raise ValueError
         day = date.fromisoformat(raw)
     except ValueError:
-        raise ApiError(400, f"{name} must be a date as YYYY-MM-DD") from None
+        raise HTTPError(400, f"{name} must be a date as YYYY-MM-DD") from None
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise ApiError(400, f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
+        raise HTTPError(400, f"{name} must be between {FIRST_DAY} and {LAST_DAY}")
     return day
 
 
 def _site_id() -> str:
     site_id = request.args.get("site_id", "")
     if not site_id:
-        raise ApiError(400, "site_id required")
+        raise HTTPError(400, "site_id required")
     if len(site_id) > 255:
-        raise ApiError(400, "site_id must be at most 255 characters")
+        raise HTTPError(400, "site_id must be at most 255 characters")
     return site_id
 
 
@@ -177,14 +131,14 @@ def _period() -> tuple[Period, dict[str, str]]:
     has_range = "from" in args or "to" in args
     if has_range:
         if "date" in args:
-            raise ApiError(400, "use either date or from/to, not both")
+            raise HTTPError(400, "use either date or from/to, not both")
         if not args.get("from") or not args.get("to"):
-            raise ApiError(400, "from and to are both required for a range")
+            raise HTTPError(400, "from and to are both required for a range")
         start, end = _day("from", args["from"]), _day("to", args["to"])
         if end < start:
-            raise ApiError(400, "from must not be after to")
+            raise HTTPError(400, "from must not be after to")
         if (end - start).days + 1 > MAX_RANGE_DAYS:
-            raise ApiError(400, f"a range covers at most {MAX_RANGE_DAYS} days")
+            raise HTTPError(400, f"a range covers at most {MAX_RANGE_DAYS} days")
         return Period(start, end), {"from": start.isoformat(), "to": end.isoformat()}
     raw = args.get("date")
     day = _day("date", raw) if raw else datetime.now(timezone.utc).date()
@@ -196,7 +150,7 @@ def _event_type() -> str | None:
     if value is None or value == "":
         return None
     if len(value) > 255:
-        raise ApiError(400, "event_type must be at most 255 characters")
+        raise HTTPError(400, "event_type must be at most 255 characters")
     return value
 
 
@@ -207,7 +161,7 @@ def _limit() -> int:
     # Plain ASCII digits only: int() alone also takes "1_0" and non-ASCII digits.
     value = int(raw) if _INT.fullmatch(raw) else 0
     if not 1 <= value <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
+        raise HTTPError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
     return value
 
 
@@ -222,7 +176,7 @@ async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return await asyncio.wait_for(run(), STATS_TIMEOUT_S)
     except asyncio.TimeoutError:
-        raise ApiError(503, "stats query timed out, retry later", retry_after=5) from None
+        raise HTTPError.retry_later(503, "stats query timed out, retry later", 5) from None
 
 
 @bp.get("/stats")
@@ -258,9 +212,9 @@ async def get_timeseries() -> Response:
     period, _ = _period()
     interval = request.args.get("interval", "hour" if period.days == 1 else "day")
     if interval not in ("hour", "day"):
-        raise ApiError(400, "interval must be hour or day")
+        raise HTTPError(400, "interval must be hour or day")
     if interval == "hour" and period.days > 31:
-        raise ApiError(400, "hourly series cover at most 31 days")
+        raise HTTPError(400, "hourly series cover at most 31 days")
     event_type = _event_type()
     series = await _read(lambda s: stats.timeseries(s, site_id, period, interval, event_type))
     return json_response(series)

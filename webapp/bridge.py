@@ -20,9 +20,12 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMap
 from typing import Any
 
 import greenback
-import orjson
 from a2wsgi.wsgi import build_environ
 from flask import Flask
+
+from db.errors import describe
+from webapp import cors
+from webapp.errors import JSON, HTTPError, error_body
 
 log = logging.getLogger("webapp")
 
@@ -32,6 +35,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024
+# nginx's "client closed request": never sent, the client is not there to read it.
+CLIENT_GONE = 499
 
 
 class GreenFlask(Flask):
@@ -42,13 +47,6 @@ class GreenFlask(Flask):
             return greenback.await_(func(*args, **kwargs))
 
         return run
-
-
-class BodyError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class AsgiBridge:
@@ -78,11 +76,13 @@ class AsgiBridge:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    if self.on_startup is not None:
-                        await self.on_startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                failure = await self._start()
+                if failure is not None:
+                    # Hypercorn raises out of this send, which ends the worker process
+                    # (exit 1): a server that could not open its connections must not
+                    # serve. Sent outside the except block, so that its traceback is
+                    # not chained to the one already logged.
+                    await send({"type": "lifespan.startup.failed", "message": failure})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -93,6 +93,20 @@ class AsgiBridge:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    async def _start(self) -> str | None:
+        """Run ``on_startup``; on failure log the whole traceback and return the message.
+
+        ``lifespan.startup.failed`` carries only a message: without the traceback in the
+        log an operator would see "File exists" and not where it came from.
+        """
+        try:
+            if self.on_startup is not None:
+                await self.on_startup()
+        except Exception as exc:
+            log.exception("start-up failed, the server stops: %s", describe(exc))
+            return str(exc)
+        return None
+
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body, refusing early what is over the limit or never arrives."""
         for name, value in scope.get("headers", []):
@@ -100,9 +114,9 @@ class AsgiBridge:
                 try:
                     declared = int(value)
                 except ValueError:
-                    raise BodyError(400, "invalid Content-Length header") from None
+                    raise HTTPError(400, "invalid Content-Length header") from None
                 if declared > MAX_BODY_BYTES:
-                    raise BodyError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+                    raise HTTPError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         chunks: list[bytes] = []
         size = 0
@@ -111,13 +125,13 @@ class AsgiBridge:
             try:
                 message = await _within(receive(), deadline)
             except asyncio.TimeoutError:
-                raise BodyError(408, "request body not received in time") from None
+                raise HTTPError(408, "request body not received in time") from None
             if message["type"] == "http.disconnect":
-                raise BodyError(499, "client went away")
+                raise HTTPError(CLIENT_GONE, "client went away")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise BodyError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+                raise HTTPError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
@@ -125,14 +139,14 @@ class AsgiBridge:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             body = await self._read_body(scope, receive)
-        except BodyError as exc:
-            if exc.status != 499:
-                await _send_json(send, exc.status, {"error": exc.message})
+        except HTTPError as exc:
+            if exc.status != CLIENT_GONE:
+                await _send_error(send, exc)
             return
         try:
             environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         except (UnicodeError, ValueError, KeyError):
-            await _send_json(send, 400, {"error": "malformed request line or headers"})
+            await _send_error(send, HTTPError(400, "malformed request line or headers"))
             return
         await greenback.ensure_portal()
         environ["CONTENT_LENGTH"] = str(len(body))
@@ -160,7 +174,7 @@ class AsgiBridge:
         except Exception:
             # Flask turns view errors into JSON itself; this is a failure around it.
             log.exception("request failed outside the app's error handlers")
-            await _send_json(send, 500, {"error": "internal error"})
+            await _send_error(send, HTTPError(500, "internal error"))
             return
         await send(
             {
@@ -187,16 +201,22 @@ class _ErrorsToLog:
             self.write(line)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
-    payload = orjson.dumps(body)
+async def _send_error(send: Send, error: HTTPError) -> None:
+    """Answer ``error`` before (or instead of) Flask, as :mod:`webapp.errors` would.
+
+    These answers mostly refuse ``POST /event`` from pages on other origins, which
+    must be able to read why: they are readable from any origin.
+    """
+    payload = error_body(error.message)
+    headers = {**error.headers, **cors.ANY_ORIGIN}
     await send(
         {
             "type": "http.response.start",
-            "status": status,
+            "status": error.status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", JSON.encode()),
                 (b"content-length", str(len(payload)).encode()),
-                (b"access-control-allow-origin", b"*"),
+                *((k.lower().encode("latin1"), v.encode("latin1")) for k, v in headers.items()),
             ],
         }
     )

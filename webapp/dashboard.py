@@ -12,6 +12,8 @@ from pathlib import Path
 
 from flask import Blueprint, Response, render_template, request
 
+from webapp import cors
+
 bp = Blueprint(
     "dashboard",
     __name__,
@@ -43,5 +45,4 @@ def tracker_js() -> Response:
     # Embedded on third-party pages: cache for an hour, revalidate cheaply with the ETag.
     resp.headers["Cache-Control"] = "public, max-age=3600"
     # The script is loaded cross-origin by <script src>; allow it to be fetched by any origin too.
-    resp.headers["Access-Control-Allow-Origin"] = "*"
-    return resp
+    return cors.allow(resp, cors.ANY_ORIGIN)

@@ -12,6 +12,8 @@ from importlib.resources import files
 import orjson
 from flask import Blueprint, Response
 
+from webapp import cors
+
 bp = Blueprint("openapi", __name__)
 
 DOCUMENT: bytes = files("webapp").joinpath("openapi.json").read_bytes()
@@ -23,5 +25,4 @@ orjson.loads(DOCUMENT)
 def openapi_document() -> Response:
     response = Response(DOCUMENT, status=200, mimetype="application/json")
     # Tools such as Swagger UI hosted elsewhere may fetch it.
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return response
+    return cors.allow(response, cors.ANY_ORIGIN)

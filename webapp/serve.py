@@ -16,9 +16,12 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from db.settings import Settings
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
 
 
 def run_web(
@@ -26,7 +29,6 @@ def run_web(
 ) -> int:
     """Serve ``webapp.asgi:app`` with Hypercorn's uvloop worker class."""
     from hypercorn.config import Config
-    from hypercorn.run import run
 
     if workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
@@ -41,13 +43,91 @@ def run_web(
     config.errorlog = "-"
     config.graceful_timeout = 10
     try:
-        return int(run(config) or 0)
+        return _supervise(config)
     except OSError as exc:
         print(
             f"error: cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 2
+
+
+def _supervise(config: Config) -> int:
+    """Hypercorn's ``run(config)`` for our use, keeping a failed worker's exit status.
+
+    Hypercorn 0.18's ``run`` records a worker's non-zero exit, then overwrites it
+    with the result of joining an already emptied list (pgjones/hypercorn#269): a
+    worker whose lifespan start-up failed leaves ``analytics web`` exiting 0, which
+    a service manager reads as a clean stop. This runs the same spawned workers
+    with the same shutdown event and signals (SIGINT/SIGTERM stop, SIGHUP restarts
+    the workers), and exits with the first failed worker's status, or 1 if workers
+    died without being asked to stop.
+    """
+    from multiprocessing import get_context
+    from multiprocessing.connection import wait
+
+    from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+
+    worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
+    sockets = config.create_sockets()
+    ctx = get_context("spawn")
+    shutdown = ctx.Event()
+    asked: list[str] = []
+
+    def ask(what: str) -> Any:
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            asked.append(what)
+            shutdown.set()
+
+        return handler
+
+    restart = getattr(signal, "SIGHUP", None)  # none on Windows
+    handled = [signal.SIGINT, signal.SIGTERM] + ([restart] if restart is not None else [])
+    old = {sig: signal.getsignal(sig) for sig in handled}
+    try:
+        while True:
+            asked.clear()
+            shutdown.clear()
+            procs = _spawn(ctx, worker, config, sockets, shutdown)
+            signal.signal(signal.SIGINT, ask("stop"))
+            signal.signal(signal.SIGTERM, ask("stop"))
+            if restart is not None:
+                signal.signal(restart, ask("restart"))
+            wait([proc.sentinel for proc in procs])
+            shutdown.set()
+            codes = [_join(proc, config.graceful_timeout + 5) for proc in procs]
+            if asked and "stop" not in asked and not any(codes):
+                continue
+            failed = [code for code in codes if code > 0]
+            return failed[0] if failed else (0 if asked else 1)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
+            sock.close()
+
+
+def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -> list[Any]:
+    """Start ``config.workers`` Hypercorn workers, as Hypercorn's own ``run`` does.
+
+    They inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
+    group, and the workers must stop through ``shutdown`` (gracefully) instead.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kwargs = {"config": config, "sockets": sockets, "shutdown_event": shutdown}
+    procs = [ctx.Process(target=worker, kwargs=kwargs) for _ in range(config.workers)]
+    for proc in procs:
+        proc.start()
+    return procs
+
+
+def _join(proc: Any, timeout: float) -> int:
+    """Wait for a worker told to stop; terminate it past ``timeout``. Its exit status."""
+    proc.join(timeout)
+    if proc.exitcode is None:
+        proc.terminate()
+        proc.join()
+    return int(proc.exitcode)
 
 
 def _detach() -> None:
