@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from asyncworker.worker import read_heartbeats
 from db import stats
 from db.event import InvalidEvent, validate_event
+from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp import cors
 from webapp.errors import HTTPError
@@ -120,8 +121,8 @@ def _site_id() -> str:
     site_id = request.args.get("site_id", "")
     if not site_id:
         raise HTTPError(400, "site_id required")
-    if len(site_id) > 255:
-        raise HTTPError(400, "site_id must be at most 255 characters")
+    if len(site_id) > SITE_ID_MAX:
+        raise HTTPError(400, f"site_id must be at most {SITE_ID_MAX} characters")
     return site_id
 
 
@@ -149,8 +150,8 @@ def _event_type() -> str | None:
     value = request.args.get("event_type")
     if value is None or value == "":
         return None
-    if len(value) > 255:
-        raise HTTPError(400, "event_type must be at most 255 characters")
+    if len(value) > EVENT_TYPE_MAX:
+        raise HTTPError(400, f"event_type must be at most {EVENT_TYPE_MAX} characters")
     return value
 
 
