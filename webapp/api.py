@@ -23,12 +23,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncworker.worker import read_heartbeats
+from asyncworker.queue import EnqueueResult
 from db import stats
 from db.errors import describe
 from db.event import InvalidEvent, validate_event
 from db.stats import Period
-from webapp.resources import enqueue, resources
+from webapp.resources import resources
 
 log = logging.getLogger("webapp")
 bp = Blueprint("api", __name__)
@@ -129,10 +129,8 @@ async def post_event() -> Response:
         event = validate_event(data, datetime.now(timezone.utc))
     except InvalidEvent as exc:
         raise ApiError(400, str(exc)) from None
-    res = resources()
-    dedupe = res.keys.seen(event.site_id, event.event_id) if event.event_id else None
-    outcome = await enqueue(res, event.to_wire(), event.site_id, dedupe)
-    if outcome < 0:
+    outcome = await resources().queue.enqueue(event.to_wire(), event.site_id, event.event_id)
+    if outcome is EnqueueResult.QUEUE_FULL:
         raise ApiError(503, "queue is full, retry later", retry_after=10)
     return json_response({"status": "accepted"}, 202)
 
@@ -281,8 +279,7 @@ def healthz() -> Response:
 
 
 async def _worker_state() -> dict[str, Any]:
-    res = resources()
-    return await read_heartbeats(res.redis, res.keys, res.settings)
+    return await resources().queue.read_heartbeats()
 
 
 @bp.get("/readyz")
@@ -292,8 +289,8 @@ async def readyz() -> Response:
     body: dict[str, Any] = {"status": "ok", "redis": False, "database": False}
     body.update(queue_length=None, dead_letters=None, workers=0, worker_heartbeat_age_s=None)
     try:
-        body["queue_length"] = int(await res.redis.llen(res.keys.queue))
-        body["dead_letters"] = int(await res.redis.llen(res.keys.dead))
+        body["queue_length"] = await res.queue.length()
+        body["dead_letters"] = await res.queue.dead_letter_count()
         state = await _worker_state()
         body["workers"] = state["workers"]
         body["worker_heartbeat_age_s"] = state["oldest_heartbeat_age_s"]
@@ -318,27 +315,14 @@ async def readyz() -> Response:
 @bp.get("/live")
 async def live() -> Response:
     """Events accepted in the last five minutes, queue length and worker state."""
-    res = resources()
     site_id = request.args.get("site_id") or None
-    minute = int(time.time() // 60)
-    pipe = res.redis.pipeline(transaction=False)
-    for m in range(minute - LIVE_WINDOW_MIN + 1, minute + 1):
-        if site_id is None:
-            pipe.hvals(res.keys.received(m))
-        else:
-            pipe.hget(res.keys.received(m), site_id)
-    pipe.llen(res.keys.queue)
-    *buckets, queue_length = await pipe.execute()
-    if site_id is None:
-        received = sum(int(v) for vals in buckets for v in vals)
-    else:
-        received = sum(int(v) for v in buckets if v is not None)
+    received, queue_length = await resources().queue.live_counts(LIVE_WINDOW_MIN, site_id)
     state = await _worker_state()
     return json_response(
         {
             "site_id": site_id,
             "received_last_5_min": received,
-            "queue_length": int(queue_length),
+            "queue_length": queue_length,
             "worker": {
                 "alive": state["alive"],
                 "heartbeat_age_s": state["oldest_heartbeat_age_s"],
