@@ -18,7 +18,6 @@ import signal
 import socket
 import time
 import uuid
-from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
@@ -33,7 +32,7 @@ from asyncworker.consumer import (
     backoff_delay,
 )
 from asyncworker.keys import batch_id_of
-from asyncworker.queue import AdoptResult, Queue, Role
+from asyncworker.queue import AdoptResult, Queue
 from asyncworker.writer import prune_ledger
 from db import rollups
 from db.engine import create_engine
@@ -296,9 +295,3 @@ async def serve_worker(settings: Settings) -> int:
             loop.remove_signal_handler(sig)
         await queue.close()
         await engine.dispose()
-
-
-async def heartbeat_status(settings: Settings) -> dict[str, Any]:
-    """Live workers and the age of the oldest heartbeat (for ``analytics worker --check``)."""
-    async with Queue.for_role(settings, Role.CHECK) as queue:
-        return await queue.read_heartbeats()
