@@ -22,12 +22,14 @@ finishes that batch, skipping the insert if the batch id is already in SQL.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from importlib import resources
 from typing import Any, NamedTuple, cast
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.commands.core import AsyncScript
 
 from asyncworker.keys import (
     BATCH_MARKER_PREFIX,
@@ -49,12 +51,16 @@ class Role(enum.Enum):
 
 
 class EnqueueResult(enum.Enum):
+    """What the enqueue script did; a DUPLICATE is answered as accepted, a full queue 503."""
+
     ACCEPTED = 1
     DUPLICATE = 0
     QUEUE_FULL = -1
 
 
 class AdoptResult(enum.Enum):
+    """What the adopt script did; the janitor stops, retries or finishes accordingly."""
+
     ADOPTED = 1
     NOTHING = 0
     OWNER_ALIVE = -1
@@ -62,6 +68,8 @@ class AdoptResult(enum.Enum):
 
 
 class LiveCounts(NamedTuple):
+    """The live panel's numbers, read in one round trip."""
+
     received: int
     queue_length: int
 
@@ -93,43 +101,63 @@ def make_client(settings: Settings, role: Role) -> Redis:
     )
 
 
+@functools.cache
 def lua(name: str) -> str:
     """The source of ``asyncworker/lua/<name>.lua`` (shipped as package data)."""
     return (resources.files("asyncworker") / "lua" / f"{name}.lua").read_text("utf-8")
+
+
+class Script:
+    """A Lua file registered once per queue (so per client), declared beside its accessor.
+
+    redis-py's :class:`AsyncScript` sends EVALSHA, loading the script only when Redis
+    does not know it (first use, after a restart or a SCRIPT FLUSH), so the source
+    crosses the network once rather than with every call.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.attr = f"_script_{name}"
+
+    def __get__(self, queue: Queue, owner: type[Queue]) -> AsyncScript:
+        script: AsyncScript | None = queue.__dict__.get(self.attr)
+        if script is None:
+            script = queue.redis.register_script(lua(self.name))
+            queue.__dict__[self.attr] = script
+        return script
 
 
 class Queue:
     """One queue's Redis state and every operation on it; see the module docstring."""
 
     def __init__(self, settings: Settings, client: Redis) -> None:
+        """Wrap ``client`` (tests pass an instrumented one; code uses the ``for_*`` builders)."""
         self.settings = settings
         self.redis = client
         self.keys = QueueKeys(settings.queue_name)
-        self._enqueue = client.register_script(lua("enqueue"))
-        self._move = client.register_script(lua("move"))
-        self._claim = client.register_script(lua("claim"))
-        self._finish = client.register_script(lua("finish"))
-        self._adopt = client.register_script(lua("adopt"))
-        self._forget = client.register_script(lua("forget"))
-        self._requeue = client.register_script(lua("requeue"))
 
     @classmethod
     def for_role(cls, settings: Settings, role: Role) -> Queue:
+        """A queue on a new client with ``role``'s timeouts; close it with :meth:`close`."""
         return cls(settings, make_client(settings, role))
 
     @classmethod
     def for_web(cls, settings: Settings) -> Queue:
+        """The web edge's queue: fails fast so POST /event answers 503 rather than hangs."""
         return cls.for_role(settings, Role.WEB)
 
     @classmethod
     def for_worker(cls, settings: Settings) -> Queue:
+        """The worker's queue: its socket timeout outlasts the blocking BLMOVE."""
         return cls.for_role(settings, Role.WORKER)
 
     @classmethod
     def for_cli(cls, settings: Settings) -> Queue:
+        """The maintenance commands' queue (``analytics dead-letters``)."""
         return cls.for_role(settings, Role.CLI)
 
     async def close(self) -> None:
+        """Close the client and its pool; the queue is unusable afterwards."""
         await self.redis.aclose()
 
     async def __aenter__(self) -> Queue:
@@ -139,9 +167,12 @@ class Queue:
         await self.close()
 
     async def ping(self) -> None:
+        """Raise unless Redis answers (the worker waits for this before it starts)."""
         await self.redis.ping()
 
     # ------------------------------------------------------------ web edge
+
+    _enqueue = Script("enqueue")
 
     async def enqueue(self, payload: bytes, site_id: str, event_id: str | None) -> EnqueueResult:
         """Queue one event (KEYS: queue, the event_id's seen key, this minute's counter).
@@ -164,9 +195,11 @@ class Queue:
         return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
 
     async def length(self) -> int:
+        """Events waiting in the queue (for /readyz; the cap is MAX_QUEUE_LENGTH)."""
         return int(await self.redis.llen(self.keys.queue))
 
     async def dead_letter_count(self) -> int:
+        """Messages the worker refused, waiting for an operator (for /readyz)."""
         return int(await self.redis.llen(self.keys.dead))
 
     async def live_counts(self, minutes: int, site_id: str | None) -> LiveCounts:
@@ -189,6 +222,8 @@ class Queue:
 
     # ------------------------------------------------------------ consumers
 
+    _claim = Script("claim")
+
     async def claim(self, inflight: str, worker_id: str, registration: bytes) -> list[bytes]:
         """The in-flight list, sealed with a batch marker (last) if it had none.
 
@@ -200,6 +235,8 @@ class Queue:
             args=[new_batch_marker(), worker_id, registration, BATCH_MARKER_PREFIX],
         )
         return cast("list[bytes]", found)
+
+    _move = Script("move")
 
     async def move(
         self, inflight: str, count: int, worker_id: str, registration: bytes
@@ -221,6 +258,8 @@ class Queue:
         item = await self.redis.blmove(self.keys.queue, inflight, wait, "RIGHT", "LEFT")
         return cast("bytes | None", item)
 
+    _finish = Script("finish")
+
     async def finish(self, inflight: str, marker: bytes, dead_letters: list[bytes]) -> bool:
         """Acknowledge a stored batch; False (nothing done) if the list was adopted.
 
@@ -234,9 +273,11 @@ class Queue:
         return cast("bytes | None", await self.redis.lindex(inflight, -1))
 
     async def exists(self, key: str) -> bool:
+        """Whether an in-flight list holds anything (an empty list does not exist)."""
         return bool(await self.redis.exists(key))
 
     async def delete(self, key: str) -> None:
+        """Drop an in-flight list that holds nothing but its marker (on shutdown)."""
         await self.redis.delete(key)
 
     # ------------------------------------------------------------ workers and janitors
@@ -249,9 +290,11 @@ class Queue:
         await pipe.execute()
 
     async def drop_heartbeat(self, worker_id: str) -> None:
+        """Declare a stopping worker dead at once, so its leftovers are adopted now."""
         await self.redis.delete(self.keys.heartbeat(worker_id))
 
     async def alive(self, worker_id: str) -> bool:
+        """Whether a worker's heartbeat has not yet expired."""
         return bool(await self.redis.exists(self.keys.heartbeat(worker_id)))
 
     async def registered(self) -> dict[str, dict[str, Any]]:
@@ -265,12 +308,16 @@ class Queue:
                 out[wid.decode()] = {"consumers": []}
         return out
 
+    _adopt = Script("adopt")
+
     async def adopt(self, orphan: str, heartbeat: str, mine: str) -> AdoptResult:
         """Rename a dead consumer's list onto ours, unless its owner lives or ours exists.
 
         KEYS: the orphan in-flight list, its worker's heartbeat, the adopter's list.
         """
         return AdoptResult(int(await self._adopt(keys=[orphan, heartbeat, mine])))
+
+    _forget = Script("forget")
 
     async def forget(self, worker_id: str, consumers: list[str]) -> bool:
         """Unregister a worker that is silent and owns no list (checked atomically).
@@ -305,6 +352,8 @@ class Queue:
     async def dead_letters(self) -> list[bytes]:
         """Every dead letter, newest first."""
         return cast("list[bytes]", await self.redis.lrange(self.keys.dead, 0, -1))
+
+    _requeue = Script("requeue")
 
     async def requeue(self, entry: bytes, raw: bytes) -> bool:
         """Move one dead letter back onto the queue; False if it was already gone.

@@ -17,8 +17,8 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from asyncworker import keys as protocol
 from asyncworker.consumer import BatchProcessor, Consumer
+from asyncworker.keys import batch_id_of, new_batch_marker
 from asyncworker.queue import AdoptResult, Queue
 from asyncworker.worker import Worker
 from asyncworker.writer import write_batch
@@ -95,7 +95,7 @@ async def test_batch_processed_twice_for_the_same_marker_counts_once(
     """A crash after the commit and before the acknowledgement replays the whole batch."""
     worker = await workers()
     redis, key = worker.ctx.queue.redis, worker.ctx.keys.inflight("replay-consumer")
-    marker = protocol.new_batch_marker()
+    marker = new_batch_marker()
     processor = BatchProcessor(worker.ctx, key)
     raws = await fill_inflight(redis, key, marker, [event(n) for n in range(5)])
     await processor.process(marker, raws)
@@ -114,10 +114,10 @@ async def test_consumer_resumes_its_committed_batch_without_duplicates(
     """A consumer that finds its own list (marker at the tail) already committed acks it."""
     worker = await workers()
     consumer = Consumer(worker.ctx, worker.consumer_ids[0])
-    marker = protocol.new_batch_marker()
+    marker = new_batch_marker()
     batch = [event(n) for n in range(4)]
     await fill_inflight(worker.ctx.queue.redis, consumer.inflight, marker, batch)
-    assert await write_batch(worker.ctx.engine, protocol.batch_id_of(marker) or "", batch)
+    assert await write_batch(worker.ctx.engine, batch_id_of(marker) or "", batch)
     await consumer.run_once()
     assert await worker.ctx.queue.redis.exists(consumer.inflight) == 0
     assert await rows(worker) == 4
@@ -130,9 +130,7 @@ async def test_dead_workers_list_is_adopted_only_after_its_heartbeat_expires(
     adopter = await workers()
     await dead.register()
     key = dead.ctx.keys.inflight(dead.consumer_ids[2])
-    await fill_inflight(
-        dead.ctx.queue.redis, key, protocol.new_batch_marker(), [event(n) for n in range(6)]
-    )
+    await fill_inflight(dead.ctx.queue.redis, key, new_batch_marker(), [event(n) for n in range(6)])
     assert await adopter.adopt_orphans() == 0  # heartbeat still alive
     assert await dead.ctx.queue.redis.llen(key) == 7
     await asyncio.sleep(1.2)  # the real TTL runs out
@@ -252,7 +250,7 @@ async def test_worker_forgotten_during_a_lapse_registers_again(workers: WorkerFa
     assert await paused.ctx.queue.redis.hexists(workers_key, paused.worker_id)
     # ... so a later death is noticed and its batch adopted.
     key = paused.ctx.keys.inflight(paused.consumer_ids[1])
-    await fill_inflight(paused.ctx.queue.redis, key, protocol.new_batch_marker(), [event(1)])
+    await fill_inflight(paused.ctx.queue.redis, key, new_batch_marker(), [event(1)])
     await paused.ctx.queue.redis.delete(paused.heartbeat_key)
     assert await janitor.adopt_orphans() == 1
     assert await rows(janitor) == 1
@@ -301,7 +299,7 @@ async def test_poison_in_a_batch_is_dead_lettered_and_the_rest_committed(
 async def test_a_batch_of_only_poison_writes_no_ledger_row(workers: WorkerFactory) -> None:
     worker = await workers()
     key = worker.ctx.keys.inflight("only-poison")
-    marker = protocol.new_batch_marker()
+    marker = new_batch_marker()
     await worker.ctx.queue.redis.rpush(key, marker)
     await worker.ctx.queue.redis.lpush(key, b"not json", b"[1]")
     await BatchProcessor(worker.ctx, key).process(marker, [b"not json", b"[1]"])
@@ -340,7 +338,7 @@ async def test_a_missing_table_is_waited_out_not_dead_lettered(workers: WorkerFa
     async with worker.ctx.engine.begin() as conn:
         await conn.run_sync(events_table.drop)
     key = worker.ctx.keys.inflight("schema-wait")
-    marker = protocol.new_batch_marker()
+    marker = new_batch_marker()
     raws = await fill_inflight(worker.ctx.queue.redis, key, marker, [event(n) for n in range(3)])
     task = asyncio.create_task(BatchProcessor(worker.ctx, key).process(marker, raws))
     await asyncio.sleep(1.5)
