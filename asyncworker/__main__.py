@@ -1,10 +1,10 @@
-"""``python -m asyncworker`` is ``analytics worker``."""
+"""``python -m asyncworker`` is ``analytics worker``, without loading the web app."""
 
 from __future__ import annotations
 
 import sys
 
-from webapp.cli import main
+from asyncworker.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["worker", *sys.argv[1:]]))
+    sys.exit(main())

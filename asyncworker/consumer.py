@@ -1,7 +1,7 @@
 """One consumer loop: take a batch into an in-flight list, store it, acknowledge it.
 
 Many of these run concurrently in one worker process (``WORKER_CONCURRENCY``);
-each owns one in-flight list. See :mod:`asyncworker.protocol` for why nothing is
+each owns one in-flight list. See :mod:`asyncworker.queue` for why nothing is
 lost or counted twice when a process dies at any instant.
 """
 
@@ -14,15 +14,14 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asyncworker import protocol
-from asyncworker.protocol import QueueKeys
+from asyncworker.keys import QueueKeys, batch_id_of
+from asyncworker.queue import Queue
 from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
 from db.errors import describe
 from db.event import Event, InvalidEvent, decode_wire
@@ -59,9 +58,8 @@ class WorkerContext:
     """What the loops of one worker process share."""
 
     settings: Settings
-    redis: Redis
+    queue: Queue
     engine: AsyncEngine
-    keys: QueueKeys
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     redis_state: ServiceState = field(default_factory=lambda: ServiceState("Redis"))
     db_state: ServiceState = field(default_factory=lambda: ServiceState("database"))
@@ -69,21 +67,14 @@ class WorkerContext:
     dead_lettered: int = 0
     worker_id: str = "unregistered"
     registration: bytes = b"{}"
-    scripts: protocol.Scripts = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.scripts = protocol.Scripts(self.redis)
-
-    def registration_args(self) -> tuple[str, bytes]:
-        return self.worker_id, self.registration
+    @property
+    def keys(self) -> QueueKeys:
+        return self.queue.keys
 
     async def claim(self, inflight: str) -> list[bytes]:
         """The in-flight list, sealed with a batch marker (last) if it had none."""
-        found = await self.scripts.claim(
-            keys=[inflight, self.keys.workers],
-            args=[protocol.new_batch_marker(), *self.registration_args()],
-        )
-        return cast("list[bytes]", found)
+        return await self.queue.claim(inflight, self.worker_id, self.registration)
 
 
 def backoff_delay(attempt: int, cap: float = 5.0) -> float:
@@ -152,7 +143,7 @@ class BatchProcessor:
         insert a no-op and the acknowledgement checks the marker.
         """
         ctx = self.ctx
-        batch_id = protocol.batch_id_of(marker) or "unknown"
+        batch_id = batch_id_of(marker) or "unknown"
         good: list[Event] = []
         dead: list[bytes] = []
         for raw in raws:
@@ -175,7 +166,7 @@ class BatchProcessor:
             dead.extend(await self._write_one_by_one(batch_id, good, raws))
 
         async def acknowledge() -> None:
-            await ctx.scripts.finish(keys=[self.inflight, ctx.keys.dead], args=[marker, *dead])
+            await ctx.queue.finish(self.inflight, marker, dead)
 
         await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)
@@ -236,7 +227,7 @@ class Consumer:
           afterwards sits in a new list under our key: the next round claims it as a
           leftover, instead of storing it now under the adopted batch's id and again later.
         """
-        ctx, keys = self.ctx, self.ctx.keys
+        ctx, queue = self.ctx, self.ctx.queue
         claimed = await ctx.claim(self.inflight)
         # Our own list from an interrupted attempt (e.g. Redis went away mid-batch),
         # events moved after an adoption, or nothing but the new marker.
@@ -247,43 +238,31 @@ class Consumer:
         first = None
         while first is None:
             if ctx.stopping.is_set():
-                await ctx.redis.delete(self.inflight)
+                await queue.delete(self.inflight)
                 return
-            first = cast(
-                "bytes | None",
-                await ctx.redis.blmove(keys.queue, self.inflight, 1, "RIGHT", "LEFT"),
-            )
+            first = await queue.blmove(self.inflight, 1)
         ctx.redis_state.recovered()
         raws: list[bytes] = [first]
         size = ctx.settings.batch_size
         deadline = time.monotonic() + ctx.settings.flush_interval_ms / 1000
         while len(raws) < size and not ctx.stopping.is_set():
-            moved = cast(
-                "list[bytes]",
-                await ctx.scripts.move(
-                    keys=[keys.queue, self.inflight, keys.workers],
-                    args=[size - len(raws), *ctx.registration_args()],
-                ),
+            moved = await queue.move(
+                self.inflight, size - len(raws), ctx.worker_id, ctx.registration
             )
             raws.extend(moved)
             remaining = deadline - time.monotonic()
             if len(raws) >= size or remaining <= 0:
                 break
             if not moved:
-                # Redis >= 6 takes fractional timeouts; redis-py's hint says int.
-                timeout = cast(int, max(remaining, 0.01))
-                item = cast(
-                    "bytes | None",
-                    await ctx.redis.blmove(keys.queue, self.inflight, timeout, "RIGHT", "LEFT"),
-                )
+                item = await queue.blmove(self.inflight, max(remaining, 0.01))
                 if item is None:
                     break
                 raws.append(item)
-        if await ctx.redis.lindex(self.inflight, -1) != marker:
+        if await queue.tail(self.inflight) != marker:
             log.warning(
                 "batch %s was adopted by another worker while being filled (our heartbeat "
                 "lapsed); the adopter stores it, the events moved since are taken again",
-                protocol.batch_id_of(marker),
+                batch_id_of(marker),
             )
             return
         await self.processor.process(marker, raws)

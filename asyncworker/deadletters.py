@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import cast
 
 import orjson
-from redis.asyncio import Redis
 
-from asyncworker.protocol import REQUEUE_LUA, QueueKeys
+from asyncworker.queue import Queue
 from db.settings import Settings
 
 
@@ -21,14 +19,11 @@ def raw_of(entry: dict[str, str]) -> bytes:
 async def dead_letters_command(
     settings: Settings, *, requeue: bool, purge: bool, limit: int
 ) -> int:
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
-    keys = QueueKeys(settings.queue_name)
-    try:
-        entries = cast("list[bytes]", await redis.lrange(keys.dead, 0, -1))
+    async with Queue.for_cli(settings) as queue:
+        keys = queue.keys
+        entries = await queue.dead_letters()
         if purge:
-            removed = 0
-            for entry in entries:
-                removed += int(await redis.lrem(keys.dead, 1, entry))  # type: ignore[arg-type]
+            removed = await queue.purge(entries)
             print(f"purged {removed} dead letter(s)")
             return 0
         if requeue:
@@ -39,7 +34,7 @@ async def dead_letters_command(
                 except (orjson.JSONDecodeError, ValueError, AttributeError):
                     print(f"skipped an unreadable dead letter: {entry[:120]!r}")
                     continue
-                moved += int(await redis.eval(REQUEUE_LUA, 2, keys.dead, keys.queue, entry, raw))
+                moved += await queue.requeue(entry, raw)
             print(f"requeued {moved} dead letter(s) onto {keys.queue!r}")
             return 0
         print(f"{len(entries)} dead letter(s) on {keys.queue!r}")
@@ -52,5 +47,3 @@ async def dead_letters_command(
             shown = raw_of(data)[:200].decode("utf-8", "replace")
             print(f"{data.get('at', '?')}  {data.get('reason', '?')}  {shown}")
         return 0
-    finally:
-        await redis.aclose()

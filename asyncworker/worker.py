@@ -18,23 +18,21 @@ import signal
 import socket
 import time
 import uuid
-from typing import Any, cast
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asyncworker import protocol
 from asyncworker.consumer import (
     BatchProcessor,
     Consumer,
     WorkerContext,
     backoff_delay,
 )
-from asyncworker.protocol import QueueKeys
+from asyncworker.keys import batch_id_of
+from asyncworker.queue import AdoptResult, Queue
 from asyncworker.writer import prune_ledger
 from db import rollups
 from db.engine import create_engine
@@ -46,16 +44,6 @@ log = logging.getLogger("asyncworker")
 
 STARTED_LINE = "Worker started and connected successfully!"
 JANITOR_CONSUMER = "janitor"
-
-
-def redis_client(settings: Settings, *, socket_timeout: float = 10.0) -> Redis:
-    """A pooled client; the socket timeout stays above the 1 s blocking reads."""
-    return Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=3,
-        socket_timeout=socket_timeout,
-        health_check_interval=30,
-    )
 
 
 class StartupError(Exception):
@@ -85,14 +73,14 @@ async def _check_database(engine: AsyncEngine) -> None:
 
 
 async def connect_with_retry(
-    redis: Redis, engine: AsyncEngine, stopping: asyncio.Event, max_delay: float = 10.0
+    queue: Queue, engine: AsyncEngine, stopping: asyncio.Event, max_delay: float = 10.0
 ) -> bool:
     """Wait for Redis and the database, backing off (capped); False if asked to stop."""
     attempt = 0
     reported: str | None = None
     while not stopping.is_set():
         try:
-            await redis.ping()
+            await queue.ping()
             await _check_database(engine)
             return True
         except StartupError:
@@ -111,10 +99,10 @@ async def connect_with_retry(
 class Worker:
     """One worker process: ``concurrency`` consumers plus heartbeat and janitor tasks."""
 
-    def __init__(self, settings: Settings, redis: Redis, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, queue: Queue, engine: AsyncEngine) -> None:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.ctx = WorkerContext(settings, redis, engine, QueueKeys(settings.queue_name))
+        self.ctx = WorkerContext(settings, queue, engine)
         self.consumer_ids = [f"{self.worker_id}:{n}" for n in range(settings.worker_concurrency)]
         self.janitor_id = f"{self.worker_id}:{JANITOR_CONSUMER}"
         self.heartbeat_key = self.ctx.keys.heartbeat(self.worker_id)
@@ -138,10 +126,7 @@ class Worker:
         """
         ttl_ms = int(self.settings.heartbeat_ttl_s * 1000)
         payload = orjson.dumps({"at": time.time(), "processed": self.ctx.processed})
-        pipe = self.ctx.redis.pipeline(transaction=True)
-        pipe.set(self.heartbeat_key, payload, px=ttl_ms)
-        pipe.hsetnx(self.ctx.keys.workers, self.worker_id, self.info)
-        await pipe.execute()
+        await self.ctx.queue.beat(self.worker_id, self.info, payload, ttl_ms)
 
     async def register(self) -> None:
         """Heartbeat and registration at once: a registered worker is never seen as dead."""
@@ -173,54 +158,34 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.ctx.stopping.wait(), interval)
 
-    async def _registered(self) -> dict[str, dict[str, Any]]:
-        raw = cast("dict[bytes, bytes]", await self.ctx.redis.hgetall(self.ctx.keys.workers))
-        out: dict[str, dict[str, Any]] = {}
-        for wid, info in raw.items():
-            try:
-                out[wid.decode()] = orjson.loads(info)
-            except orjson.JSONDecodeError:
-                out[wid.decode()] = {"consumers": []}
-        return out
-
     async def adopt_orphans(self) -> int:
         """Finish every batch left by a worker whose heartbeat expired; returns batches adopted."""
-        ctx, keys = self.ctx, self.ctx.keys
+        queue, keys = self.ctx.queue, self.ctx.keys
         mine = keys.inflight(self.janitor_id)
-        processor = BatchProcessor(ctx, mine)
+        processor = BatchProcessor(self.ctx, mine)
         adopted = 0
-        for wid, info in (await self._registered()).items():
-            if wid == self.worker_id:
+        for wid, info in (await queue.registered()).items():
+            if wid == self.worker_id or await queue.alive(wid):
                 continue
             hb = keys.heartbeat(wid)
-            if await ctx.redis.exists(hb):
-                continue
             for consumer_id in info.get("consumers", []):
                 orphan = keys.inflight(consumer_id)
-                result = await ctx.scripts.adopt(keys=[orphan, hb, mine])
-                if result == -1:
+                result = await queue.adopt(orphan, hb, mine)
+                if result is AdoptResult.OWNER_ALIVE:
                     break  # it came back to life
-                if result == -2:
+                if result is AdoptResult.ADOPTER_BUSY:
                     await self._finish_own_list(processor, mine)
-                    result = await ctx.scripts.adopt(keys=[orphan, hb, mine])
-                if result == 1:
+                    result = await queue.adopt(orphan, hb, mine)
+                if result is AdoptResult.ADOPTED:
                     adopted += 1
                     log.warning("adopting the unfinished batch of dead consumer %s", consumer_id)
                     await self._finish_own_list(processor, mine)
             else:
-                await self._forget(wid, info.get("consumers", []))
+                await queue.forget(wid, info.get("consumers", []))
         return adopted
 
-    async def _forget(self, worker_id: str, consumers: list[str]) -> None:
-        """Unregister a worker that is silent and owns no list (checked atomically)."""
-        keys = self.ctx.keys
-        lists = [keys.inflight(c) for c in consumers]
-        await self.ctx.scripts.forget(
-            keys=[keys.workers, keys.heartbeat(worker_id), *lists], args=[worker_id]
-        )
-
     async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
-        if not await self.ctx.redis.exists(key):
+        if not await self.ctx.queue.exists(key):
             return
         # Claimed in one step, as Consumer.run_once does: our own list can be adopted too.
         items = await self.ctx.claim(key)
@@ -228,14 +193,12 @@ class Worker:
         await processor.process(marker, list(reversed(pending)))
 
     async def prune(self) -> None:
-        keys = self.ctx.keys
+        queue = self.ctx.queue
         live: set[str] = set()
-        for info in (await self._registered()).values():
+        for info in (await queue.registered()).values():
             for consumer_id in info.get("consumers", []):
-                tail = cast(
-                    "bytes | None", await self.ctx.redis.lindex(keys.inflight(consumer_id), -1)
-                )
-                if tail is not None and (bid := protocol.batch_id_of(tail)):
+                tail = await queue.tail(queue.keys.inflight(consumer_id))
+                if tail is not None and (bid := batch_id_of(tail)):
                     live.add(bid)
         removed = await prune_ledger(self.ctx.engine, live)
         if removed:
@@ -243,10 +206,10 @@ class Worker:
 
     async def deregister(self) -> None:
         """Drop the heartbeat at once (so leftovers are adopted now) and the entry if clean."""
-        ctx = self.ctx
+        queue = self.ctx.queue
         with contextlib.suppress(RedisError, OSError):
-            await ctx.redis.delete(self.heartbeat_key)
-            await self._forget(self.worker_id, [*self.consumer_ids, self.janitor_id])
+            await queue.drop_heartbeat(self.worker_id)
+            await queue.forget(self.worker_id, [*self.consumer_ids, self.janitor_id])
 
     async def run(self) -> int:
         ctx = self.ctx
@@ -283,7 +246,7 @@ class Worker:
 async def serve_worker(settings: Settings) -> int:
     """Connect (retrying), run until signalled, and return the exit code."""
     loop = asyncio.get_running_loop()
-    redis = redis_client(settings)
+    queue = Queue.for_worker(settings)
     engine = create_engine(settings, pool_size=settings.worker_concurrency + 2)
     rollups.configure_cache(engine, settings.rollup_cache_size)
     stopping = asyncio.Event()
@@ -313,9 +276,9 @@ async def serve_worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        if not await connect_with_retry(redis, engine, stopping):
+        if not await connect_with_retry(queue, engine, stopping):
             return 0
-        worker = Worker(settings, redis, engine)
+        worker = Worker(settings, queue, engine)
         worker.ctx.stopping = stopping
         print(STARTED_LINE, flush=True)
         log.info(
@@ -330,31 +293,5 @@ async def serve_worker(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await redis.aclose()
+        await queue.close()
         await engine.dispose()
-
-
-async def heartbeat_status(settings: Settings) -> dict[str, Any]:
-    """Live workers and the age of the oldest heartbeat (for --check, /readyz, /live)."""
-    redis = redis_client(settings, socket_timeout=3)
-    try:
-        return await read_heartbeats(redis, QueueKeys(settings.queue_name), settings)
-    finally:
-        await redis.aclose()
-
-
-async def read_heartbeats(redis: Redis, keys: QueueKeys, settings: Settings) -> dict[str, Any]:
-    """Ages come from the keys' remaining TTL, so no clocks need to agree."""
-    ttl = settings.heartbeat_ttl_s
-    workers = cast("dict[bytes, bytes]", await redis.hgetall(keys.workers))
-    ages: list[float] = []
-    for wid in workers:
-        remaining = await redis.pttl(keys.heartbeat(wid.decode()))
-        if remaining is not None and remaining > 0:
-            ages.append(max(0.0, ttl - remaining / 1000))
-    return {
-        "workers": len(ages),
-        "registered": len(workers),
-        "oldest_heartbeat_age_s": round(max(ages), 3) if ages else None,
-        "alive": bool(ages),
-    }

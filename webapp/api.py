@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -24,14 +23,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncworker.worker import read_heartbeats
+from asyncworker.queue import EnqueueResult
 from db import stats
 from db.event import InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp import cors
 from webapp.errors import HTTPError
-from webapp.resources import enqueue, resources
+from webapp.resources import resources
 
 log = logging.getLogger("webapp")
 bp = Blueprint("api", __name__)
@@ -84,10 +83,8 @@ async def post_event() -> Response:
         event = validate_event(data, datetime.now(timezone.utc))
     except InvalidEvent as exc:
         raise HTTPError(400, str(exc)) from None
-    res = resources()
-    dedupe = res.keys.seen(event.site_id, event.event_id) if event.event_id else None
-    outcome = await enqueue(res, event.to_wire(), event.site_id, dedupe)
-    if outcome < 0:
+    outcome = await resources().queue.enqueue(event.to_wire(), event.site_id, event.event_id)
+    if outcome is EnqueueResult.QUEUE_FULL:
         raise HTTPError.retry_later(503, "queue is full, retry later", 10)
     return json_response({"status": "accepted"}, 202)
 
@@ -236,8 +233,7 @@ def healthz() -> Response:
 
 
 async def _worker_state() -> dict[str, Any]:
-    res = resources()
-    return await read_heartbeats(res.redis, res.keys, res.settings)
+    return await resources().queue.read_heartbeats()
 
 
 @bp.get("/readyz")
@@ -247,8 +243,8 @@ async def readyz() -> Response:
     body: dict[str, Any] = {"status": "ok", "redis": False, "database": False}
     body.update(queue_length=None, dead_letters=None, workers=0, worker_heartbeat_age_s=None)
     try:
-        body["queue_length"] = int(await res.redis.llen(res.keys.queue))
-        body["dead_letters"] = int(await res.redis.llen(res.keys.dead))
+        body["queue_length"] = await res.queue.length()
+        body["dead_letters"] = await res.queue.dead_letter_count()
         state = await _worker_state()
         body["workers"] = state["workers"]
         body["worker_heartbeat_age_s"] = state["oldest_heartbeat_age_s"]
@@ -273,27 +269,14 @@ async def readyz() -> Response:
 @bp.get("/live")
 async def live() -> Response:
     """Events accepted in the last five minutes, queue length and worker state."""
-    res = resources()
     site_id = request.args.get("site_id") or None
-    minute = int(time.time() // 60)
-    pipe = res.redis.pipeline(transaction=False)
-    for m in range(minute - LIVE_WINDOW_MIN + 1, minute + 1):
-        if site_id is None:
-            pipe.hvals(res.keys.received(m))
-        else:
-            pipe.hget(res.keys.received(m), site_id)
-    pipe.llen(res.keys.queue)
-    *buckets, queue_length = await pipe.execute()
-    if site_id is None:
-        received = sum(int(v) for vals in buckets for v in vals)
-    else:
-        received = sum(int(v) for v in buckets if v is not None)
+    received, queue_length = await resources().queue.live_counts(LIVE_WINDOW_MIN, site_id)
     state = await _worker_state()
     return json_response(
         {
             "site_id": site_id,
             "received_last_5_min": received,
-            "queue_length": int(queue_length),
+            "queue_length": queue_length,
             "worker": {
                 "alive": state["alive"],
                 "heartbeat_age_s": state["oldest_heartbeat_age_s"],

@@ -7,38 +7,14 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any, TypeVar
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
-
-from db.errors import describe
-from db.settings import Settings, SettingsError, load_settings
-
-T = TypeVar("T")
-
-
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine on uvloop where available."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - Windows
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+from asyncworker.cli import guarded, run_worker
+from asyncworker.cli import run_coroutine as _run
+from db.logs import configure_logging
+from db.settings import Settings
 
 
 def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
@@ -58,24 +34,8 @@ def cmd_init_db(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from asyncworker.worker import StartupError, heartbeat_status, serve_worker
-
-    if args.check:
-        state: dict[str, object] = _run(heartbeat_status(settings))
-        if state["alive"]:
-            print(
-                f"ok: {state['workers']} worker(s) alive, oldest heartbeat "
-                f"{state['oldest_heartbeat_age_s']} s old"
-            )
-            return 0
-        print("unhealthy: no worker heartbeat on queue " + repr(settings.queue_name))
-        return 1
-    try:
-        code: int = _run(serve_worker(settings))
-    except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return code
+    """The worker's own entry point (:mod:`asyncworker.cli`) does the work."""
+    return run_worker(settings, check_only=args.check)
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
@@ -145,19 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging()
-    try:
-        settings = load_settings()
-        return int(args.func(settings, args))
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (SQLAlchemyError, RedisError, OSError) as exc:
-        # A server that is down or refuses us: one line, not a traceback.
-        print(f"error: {describe(exc)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    configure_logging()
+    return guarded(lambda settings: int(args.func(settings, args)))
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from asyncworker import protocol
 from asyncworker.consumer import BatchProcessor, Consumer
+from asyncworker.keys import batch_id_of, new_batch_marker
+from asyncworker.queue import AdoptResult, Queue
 from asyncworker.worker import Worker
 from asyncworker.writer import write_batch
 from db.engine import create_engine
@@ -47,14 +48,15 @@ async def workers(schema: Settings) -> AsyncIterator[WorkerFactory]:
 
     async def build(**overrides: Any) -> Worker:
         settings = schema.with_overrides(**overrides)
-        redis = Redis.from_url(settings.redis_url)
-        worker = Worker(settings, redis, create_engine(settings))
+        worker = Worker(
+            settings, Queue(settings, Redis.from_url(settings.redis_url)), create_engine(settings)
+        )
         made.append(worker)
         return worker
 
     yield build
     for worker in made:
-        await worker.ctx.redis.aclose()
+        await worker.ctx.queue.close()
         await worker.ctx.engine.dispose()
 
 
@@ -92,8 +94,8 @@ async def test_batch_processed_twice_for_the_same_marker_counts_once(
 ) -> None:
     """A crash after the commit and before the acknowledgement replays the whole batch."""
     worker = await workers()
-    redis, key = worker.ctx.redis, worker.ctx.keys.inflight("replay-consumer")
-    marker = protocol.new_batch_marker()
+    redis, key = worker.ctx.queue.redis, worker.ctx.keys.inflight("replay-consumer")
+    marker = new_batch_marker()
     processor = BatchProcessor(worker.ctx, key)
     raws = await fill_inflight(redis, key, marker, [event(n) for n in range(5)])
     await processor.process(marker, raws)
@@ -112,12 +114,12 @@ async def test_consumer_resumes_its_committed_batch_without_duplicates(
     """A consumer that finds its own list (marker at the tail) already committed acks it."""
     worker = await workers()
     consumer = Consumer(worker.ctx, worker.consumer_ids[0])
-    marker = protocol.new_batch_marker()
+    marker = new_batch_marker()
     batch = [event(n) for n in range(4)]
-    await fill_inflight(worker.ctx.redis, consumer.inflight, marker, batch)
-    assert await write_batch(worker.ctx.engine, protocol.batch_id_of(marker) or "", batch)
+    await fill_inflight(worker.ctx.queue.redis, consumer.inflight, marker, batch)
+    assert await write_batch(worker.ctx.engine, batch_id_of(marker) or "", batch)
     await consumer.run_once()
-    assert await worker.ctx.redis.exists(consumer.inflight) == 0
+    assert await worker.ctx.queue.redis.exists(consumer.inflight) == 0
     assert await rows(worker) == 4
 
 
@@ -128,16 +130,14 @@ async def test_dead_workers_list_is_adopted_only_after_its_heartbeat_expires(
     adopter = await workers()
     await dead.register()
     key = dead.ctx.keys.inflight(dead.consumer_ids[2])
-    await fill_inflight(
-        dead.ctx.redis, key, protocol.new_batch_marker(), [event(n) for n in range(6)]
-    )
+    await fill_inflight(dead.ctx.queue.redis, key, new_batch_marker(), [event(n) for n in range(6)])
     assert await adopter.adopt_orphans() == 0  # heartbeat still alive
-    assert await dead.ctx.redis.llen(key) == 7
+    assert await dead.ctx.queue.redis.llen(key) == 7
     await asyncio.sleep(1.2)  # the real TTL runs out
     assert await adopter.adopt_orphans() == 1
     assert await adopter.adopt_orphans() == 0  # nothing left to adopt a second time
-    assert await dead.ctx.redis.exists(key) == 0
-    assert not await dead.ctx.redis.hexists(dead.ctx.keys.workers, dead.worker_id)
+    assert await dead.ctx.queue.redis.exists(key) == 0
+    assert not await dead.ctx.queue.redis.hexists(dead.ctx.keys.workers, dead.worker_id)
     assert await rows(adopter) == 6
 
 
@@ -155,7 +155,7 @@ async def test_lapsed_heartbeat_adoption_mid_batch_counts_once(
     owner = await workers(batch_size=3, flush_interval_ms=5000)
     adopter = await workers()
     await owner.register()
-    redis, keys = owner.ctx.redis, owner.ctx.keys
+    redis, keys = owner.ctx.queue.redis, owner.ctx.keys
     consumer = Consumer(owner.ctx, owner.consumer_ids[0])
     await redis.lpush(keys.queue, event(1).to_wire())
     task = asyncio.create_task(consumer.run_once())
@@ -166,8 +166,8 @@ async def test_lapsed_heartbeat_adoption_mid_batch_counts_once(
     assert await redis.llen(consumer.inflight) == 2
     await redis.delete(owner.heartbeat_key)  # the heartbeat lapses
     mine = keys.inflight(adopter.janitor_id)
-    adopted = await redis.eval(protocol.ADOPT_LUA, 3, consumer.inflight, owner.heartbeat_key, mine)  # type: ignore[misc]
-    assert adopted == 1
+    adopted = await adopter.ctx.queue.adopt(consumer.inflight, owner.heartbeat_key, mine)
+    assert adopted is AdoptResult.ADOPTED
     finish_adopted = adopter._finish_own_list(BatchProcessor(adopter.ctx, mine), mine)
     if adopter_first:
         await finish_adopted
@@ -211,7 +211,7 @@ async def test_leftover_list_adopted_while_the_consumer_claims_it_counts_once(
     owner = await workers()
     adopter = await workers()
     await owner.register()
-    redis, keys = owner.ctx.redis, owner.ctx.keys
+    redis, keys = owner.ctx.queue.redis, owner.ctx.keys
     consumer_id = owner.consumer_ids[0]
     key = keys.inflight(consumer_id)
     await redis.lpush(key, event(9).to_wire())
@@ -221,20 +221,17 @@ async def test_leftover_list_adopted_while_the_consumer_claims_it_counts_once(
     hooked.key = key
 
     async def adopt() -> None:
-        assert (
-            await adopter.ctx.redis.eval(protocol.ADOPT_LUA, 3, key, owner.heartbeat_key, mine) == 1
-        )  # type: ignore[misc]
+        assert await adopter.ctx.queue.adopt(key, owner.heartbeat_key, mine) is AdoptResult.ADOPTED
 
     hooked.adopt = adopt
-    owner.ctx.redis = hooked
-    owner.ctx.scripts = protocol.Scripts(hooked)
+    owner.ctx.queue = Queue(owner.settings, hooked)
     try:
         await asyncio.wait_for(Consumer(owner.ctx, consumer_id).run_once(), 10)
     finally:
         await hooked.aclose()
     assert hooked.adopt is None, "the adoption did not happen"
     await adopter._finish_own_list(BatchProcessor(adopter.ctx, mine), mine)
-    assert await adopter.ctx.redis.exists(key, mine) == 0
+    assert await adopter.ctx.queue.redis.exists(key, mine) == 0
     assert await rows(adopter) == 1
 
 
@@ -246,15 +243,15 @@ async def test_worker_forgotten_during_a_lapse_registers_again(workers: WorkerFa
     janitor = await workers()
     await paused.register()
     workers_key = paused.ctx.keys.workers
-    await paused.ctx.redis.delete(paused.heartbeat_key)
+    await paused.ctx.queue.redis.delete(paused.heartbeat_key)
     await janitor.adopt_orphans()
-    assert not await paused.ctx.redis.hexists(workers_key, paused.worker_id)
+    assert not await paused.ctx.queue.redis.hexists(workers_key, paused.worker_id)
     await paused.beat()
-    assert await paused.ctx.redis.hexists(workers_key, paused.worker_id)
+    assert await paused.ctx.queue.redis.hexists(workers_key, paused.worker_id)
     # ... so a later death is noticed and its batch adopted.
     key = paused.ctx.keys.inflight(paused.consumer_ids[1])
-    await fill_inflight(paused.ctx.redis, key, protocol.new_batch_marker(), [event(1)])
-    await paused.ctx.redis.delete(paused.heartbeat_key)
+    await fill_inflight(paused.ctx.queue.redis, key, new_batch_marker(), [event(1)])
+    await paused.ctx.queue.redis.delete(paused.heartbeat_key)
     assert await janitor.adopt_orphans() == 1
     assert await rows(janitor) == 1
 
@@ -268,24 +265,24 @@ async def test_a_list_taken_before_the_next_beat_keeps_its_worker_findable(
     paused = await workers()
     janitor = await workers()
     await paused.register()
-    await paused.ctx.redis.delete(paused.heartbeat_key)
+    await paused.ctx.queue.redis.delete(paused.heartbeat_key)
     await janitor.adopt_orphans()
-    assert not await paused.ctx.redis.hexists(paused.ctx.keys.workers, paused.worker_id)
+    assert not await paused.ctx.queue.redis.hexists(paused.ctx.keys.workers, paused.worker_id)
     consumer = Consumer(paused.ctx, paused.consumer_ids[0])
-    await paused.ctx.redis.lpush(paused.ctx.keys.queue, event(7).to_wire())
+    await paused.ctx.queue.redis.lpush(paused.ctx.keys.queue, event(7).to_wire())
     await paused.ctx.claim(consumer.inflight)  # the consumer's next round, no beat in between
-    await paused.ctx.redis.lmove(paused.ctx.keys.queue, consumer.inflight, "RIGHT", "LEFT")
+    await paused.ctx.queue.redis.lmove(paused.ctx.keys.queue, consumer.inflight, "RIGHT", "LEFT")
     # ... and the process dies here, its heartbeat still absent.
     assert await janitor.adopt_orphans() == 1
     assert await rows(janitor) == 1
-    assert await paused.ctx.redis.exists(consumer.inflight) == 0
+    assert await paused.ctx.queue.redis.exists(consumer.inflight) == 0
 
 
 async def test_poison_in_a_batch_is_dead_lettered_and_the_rest_committed(
     workers: WorkerFactory,
 ) -> None:
     worker = await workers()
-    redis, keys = worker.ctx.redis, worker.ctx.keys
+    redis, keys = worker.ctx.queue.redis, worker.ctx.keys
     good = [event(n).to_wire() for n in range(3)]
     poison = [b"not json", b"[1, 2]", b'{"site_id": "s"}', b'{"site_id": "\xff\xfe"}']
     for raw in [good[0], *poison, *good[1:]]:
@@ -302,14 +299,14 @@ async def test_poison_in_a_batch_is_dead_lettered_and_the_rest_committed(
 async def test_a_batch_of_only_poison_writes_no_ledger_row(workers: WorkerFactory) -> None:
     worker = await workers()
     key = worker.ctx.keys.inflight("only-poison")
-    marker = protocol.new_batch_marker()
-    await worker.ctx.redis.rpush(key, marker)
-    await worker.ctx.redis.lpush(key, b"not json", b"[1]")
+    marker = new_batch_marker()
+    await worker.ctx.queue.redis.rpush(key, marker)
+    await worker.ctx.queue.redis.lpush(key, b"not json", b"[1]")
     await BatchProcessor(worker.ctx, key).process(marker, [b"not json", b"[1]"])
     async with worker.ctx.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(ingest_batches)) == 0
-    assert await worker.ctx.redis.llen(worker.ctx.keys.dead) == 2
-    assert not await worker.ctx.redis.exists(key)
+    assert await worker.ctx.queue.redis.llen(worker.ctx.keys.dead) == 2
+    assert not await worker.ctx.queue.redis.exists(key)
 
 
 async def test_a_crashed_consumer_makes_the_worker_exit_non_zero(
@@ -341,14 +338,14 @@ async def test_a_missing_table_is_waited_out_not_dead_lettered(workers: WorkerFa
     async with worker.ctx.engine.begin() as conn:
         await conn.run_sync(events_table.drop)
     key = worker.ctx.keys.inflight("schema-wait")
-    marker = protocol.new_batch_marker()
-    raws = await fill_inflight(worker.ctx.redis, key, marker, [event(n) for n in range(3)])
+    marker = new_batch_marker()
+    raws = await fill_inflight(worker.ctx.queue.redis, key, marker, [event(n) for n in range(3)])
     task = asyncio.create_task(BatchProcessor(worker.ctx, key).process(marker, raws))
     await asyncio.sleep(1.5)
     assert not task.done()
-    assert await worker.ctx.redis.llen(worker.ctx.keys.dead) == 0
+    assert await worker.ctx.queue.redis.llen(worker.ctx.keys.dead) == 0
     async with worker.ctx.engine.begin() as conn:
         await conn.run_sync(events_table.create)
     await asyncio.wait_for(task, 30)
     assert await rows(worker) == 3
-    assert await worker.ctx.redis.llen(worker.ctx.keys.dead) == 0
+    assert await worker.ctx.queue.redis.llen(worker.ctx.keys.dead) == 0

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from asyncworker.queue import Queue
 from asyncworker.worker import Worker
 from db.engine import create_engine
 from db.settings import Settings
@@ -34,12 +35,12 @@ EVENT_TYPE = "clic-💥"
 @pytest.fixture
 async def running_worker(schema: Settings) -> AsyncIterator[Worker]:
     """The real worker (all its loops) as a task on the test's loop."""
-    worker = Worker(schema, Redis.from_url(schema.redis_url), create_engine(schema))
+    worker = Worker(schema, Queue(schema, Redis.from_url(schema.redis_url)), create_engine(schema))
     task = asyncio.create_task(worker.run())
     yield worker
     worker.ctx.stopping.set()
     assert await asyncio.wait_for(task, 15) == 0
-    await worker.ctx.redis.aclose()
+    await worker.ctx.queue.close()
     await worker.ctx.engine.dispose()
 
 
