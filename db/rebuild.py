@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +58,6 @@ from db.models import (
     rollup_sites,
 )
 from db.rollups import Deltas, execute_chunked, upsert_adding
-from db.settings import Settings
 
 log = logging.getLogger("db.rebuild")
 
@@ -272,56 +270,3 @@ async def rebuild(
         await refresh_site_total(engine, s)
         report.sites.append(s)
     return report
-
-
-async def rebuild_command(
-    settings: Settings, site: str | None, start: date | None, end: date | None
-) -> int:
-    """The CLI: rebuild with a rich progress bar (site-days done, events recounted)."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from db.engine import create_engine
-
-    if start is not None and end is not None and end < start:
-        print("error: --from must not be after --to", file=sys.stderr)
-        return 2
-    engine = create_engine(settings, pool_size=2)
-    console = Console(stderr=True)
-    progress = Progress(
-        TextColumn("[bold]rebuilding rollups"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("site-days"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[current]}"),
-        console=console,
-    )
-    task = progress.add_task("rebuild", total=None, current="planning…")
-
-    def planned(total: int) -> None:
-        progress.update(task, total=total, current="")
-
-    def done(s: str, day: date, n: int) -> None:
-        progress.update(task, advance=1, current=f"{s} {day.isoformat()}: {n} events")
-
-    try:
-        with progress:
-            report = await rebuild(
-                engine, site=site, start=start, end=end, on_plan=planned, on_day=done
-            )
-    finally:
-        await engine.dispose()
-    print(
-        f"Rebuilt {report.site_days} site-day(s) of {len(report.sites)} site(s) "
-        f"from {report.events} event(s)."
-    )
-    return 0

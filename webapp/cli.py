@@ -1,4 +1,4 @@
-"""The ``analytics`` command: serve, web, worker, init-db, dead-letters.
+"""The ``analytics`` command: serve, web, worker, init-db, dead-letters, rebuild-rollups.
 
 Configuration problems are reported as one ``error:`` line and exit status 2,
 never a traceback.
@@ -60,9 +60,60 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild_rollups(settings: Settings, args: argparse.Namespace) -> int:
-    from db.rebuild import rebuild_command
+    if args.start is not None and args.end is not None and args.end < args.start:
+        print("error: --from must not be after --to", file=sys.stderr)
+        return 2
+    return _run(_rebuild_with_progress(settings, args.site, args.start, args.end))
 
-    return _run(rebuild_command(settings, args.site, args.start, args.end))
+
+async def _rebuild_with_progress(
+    settings: Settings, site: str | None, start: date | None, end: date | None
+) -> int:
+    """:func:`db.rebuild.rebuild` with a rich progress bar (site-days done, events recounted)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from db.engine import create_engine
+    from db.rebuild import rebuild
+
+    engine = create_engine(settings, pool_size=2)
+    progress = Progress(
+        TextColumn("[bold]rebuilding rollups"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("site-days"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[current]}"),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task("rebuild", total=None, current="planning…")
+
+    def planned(total: int) -> None:
+        progress.update(task, total=total, current="")
+
+    def done(s: str, day: date, n: int) -> None:
+        progress.update(task, advance=1, current=f"{s} {day.isoformat()}: {n} events")
+
+    try:
+        with progress:
+            report = await rebuild(
+                engine, site=site, start=start, end=end, on_plan=planned, on_day=done
+            )
+    finally:
+        await engine.dispose()
+    print(
+        f"Rebuilt {report.site_days} site-day(s) of {len(report.sites)} site(s) "
+        f"from {report.events} event(s)."
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
