@@ -104,7 +104,8 @@ def _parse_capped(ua: str) -> Device:
     """Parse one already-capped User-Agent; the LRU makes repeats a dict lookup."""
     if not ua.strip():
         return UNKNOWN_DEVICE
-    result = _parser().parse(ua)
+    # The Rust engine takes UTF-8: a lone surrogate (possible from a JSON body) would raise.
+    result = _parser().parse(ua.encode("utf-8", "replace").decode("utf-8"))
     browser, browser_version = _name_and_major(result.user_agent)
     os_name, os_version = _name_and_major(result.os)
     return Device(browser, browser_version, os_name, os_version, _device_type(ua, result))
