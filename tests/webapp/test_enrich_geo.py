@@ -137,6 +137,8 @@ def geo_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("89.160.20.112", "SE"),
         ("2001:4860:4860::8888", "US"),
         ("::ffff:81.2.69.160", "GB"),
+        # The registries mark some blocks "EU" (a region, not an ISO country): no country.
+        ("139.191.27.82", None),
         ("[2001:4860:4860::8888]:443", "US"),
         # Not public: no lookup at all.
         ("10.1.2.3", None),

@@ -1,6 +1,6 @@
 """Browser, OS and device from the User-Agent, with ua-parser 1.x and its builtin rules.
 
-Loading the rules costs about 0.4 s (measured here with the ``ua-parser-rs`` accelerator),
+Loading the rules costs 0.2-0.4 s (measured here with the ``ua-parser-rs`` accelerator),
 so ``load_rules`` belongs in start-up, not in the first request. Results are cached per
 distinct User-Agent in a bounded LRU: a client sending random strings evicts entries
 instead of growing memory. Only the first ``UA_MAX_CHARS`` characters are considered,
@@ -64,7 +64,7 @@ def _parser() -> ua_parser.Parser:
 
 
 def load_rules() -> None:
-    """Load and compile the parsing rules now (about 0.4 s), so no request pays for it."""
+    """Load and compile the parsing rules now (0.2-0.4 s here), so no request pays for it."""
     _parser().parse("Mozilla/5.0")
 
 

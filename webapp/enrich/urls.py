@@ -35,13 +35,11 @@ class PageUrl:
 
 
 def safe_split(url: str) -> SplitResult | None:
-    """``urlsplit`` that answers None instead of raising (e.g. ``http://[::1``)."""
+    """``urlsplit`` that answers None instead of raising (``http://[::1``, ``http://[x]/``)."""
     try:
-        parts = urlsplit(url.strip())
-        parts.hostname  # noqa: B018 - raises ValueError for a malformed netloc
+        return urlsplit(url.strip())
     except ValueError:
         return None
-    return parts
 
 
 def clean_host(host: str | None) -> str | None:
