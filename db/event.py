@@ -18,19 +18,6 @@ import orjson
 from db.limits import EVENT_ID_MAX, EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
 from db.models import EVENT_COLUMNS
 
-__all__ = [
-    "EVENT_ID_MAX",
-    "EVENT_TYPE_MAX",
-    "PATH_MAX",
-    "SITE_ID_MAX",
-    "USER_ID_MAX",
-    "Event",
-    "InvalidEvent",
-    "decode_wire",
-    "parse_timestamp",
-    "validate_event",
-]
-
 _MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _WIRE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 

@@ -36,7 +36,10 @@ MYSQL_TABLE_ARGS: dict[str, Any] = {
 }
 
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-Id = BigInteger().with_variant(Integer(), "sqlite")
+# 64-bit on MySQL (ids and counters outgrow 32 bits at millions of events a day);
+# SQLite's INTEGER is 64-bit already and only it autoincrements a primary key.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+Id = BigInt
 
 events = Table(
     "events",
@@ -69,7 +72,7 @@ ingest_batches = Table(
 
 # ---------------------------------------------------------------- rollups
 #
-# Aggregates the worker keeps in each batch's transaction (db/rollups.py) and
+# Aggregates the worker keeps in each batch's transaction (db/rollups/) and
 # /stats reads (db/stats.py). Every table has a ``scope`` column: 0 = all event
 # types together (``event_type`` is then ''), 1 = the one event type named. A
 # flag rather than a sentinel type, because under MariaDB's PAD SPACE collation
@@ -90,7 +93,7 @@ DIGEST_LEN = 32
 Digest = String(DIGEST_LEN).with_variant(
     mysql.CHAR(DIGEST_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
-Count = BigInteger().with_variant(Integer(), "sqlite")
+Count = BigInt
 Hour = DateTime().with_variant(mysql.DATETIME(), "mysql", "mariadb")
 
 

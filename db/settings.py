@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError
 N = TypeVar("N", int, float)
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-# User-set rows each worker process remembers as committed (db/rollups.py).
+# User-set rows each worker process remembers as committed (db/rollups/membership.py).
 DEFAULT_ROLLUP_CACHE_SIZE = 500_000
 
 
@@ -178,9 +178,11 @@ def load_settings(
     db_configured = bool(raw_db)
     if not raw_db:
         raw_db = f"sqlite:///{(data_dir / 'analytics.db').resolve()}"
+    # Checked in this order, so the first error reported is the same as it always was.
     raw_redis = _redis_url(env)
-    force_ssl = _bool(env, "FORCE_SSL", False)
+    queue_name = _queue_name(env)
     ca_path = _ca_path(env)
+    force_ssl = _bool(env, "FORCE_SSL", False)
     database_url = normalize_database_url(raw_db)
     if (force_ssl or ca_path) and database_url.get_backend_name() == "sqlite":
         raise SettingsError("TIDB_CA_PATH / FORCE_SSL need a MySQL/TiDB DATABASE_URL, not SQLite")
@@ -190,7 +192,7 @@ def load_settings(
         flask_port=_int(env, "FLASK_PORT", 5000, 1, 65535),
         redis_url=raw_redis or DEFAULT_REDIS_URL,
         redis_url_configured=bool(raw_redis),
-        queue_name=_queue_name(env),
+        queue_name=queue_name,
         database_url=database_url,
         database_url_configured=db_configured,
         tidb_ca_path=ca_path,

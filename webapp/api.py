@@ -29,7 +29,7 @@ from db.event import InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp import cors
-from webapp.errors import HTTPError
+from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import resources
 
 log = logging.getLogger("webapp")
@@ -41,6 +41,8 @@ MAX_LIMIT = 100
 LIVE_WINDOW_MIN = 5
 STATS_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 3.0
+# A full queue drains at the worker's pace: ask senders to wait longer than for an outage.
+QUEUE_FULL_RETRY_AFTER_S = 10
 T = TypeVar("T")
 
 
@@ -85,7 +87,7 @@ async def post_event() -> Response:
         raise HTTPError(400, str(exc)) from None
     outcome = await resources().queue.enqueue(event.to_wire(), event.site_id, event.event_id)
     if outcome is EnqueueResult.QUEUE_FULL:
-        raise HTTPError.retry_later(503, "queue is full, retry later", 10)
+        raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
     return json_response({"status": "accepted"}, 202)
 
 
@@ -174,7 +176,9 @@ async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return await asyncio.wait_for(run(), STATS_TIMEOUT_S)
     except asyncio.TimeoutError:
-        raise HTTPError.retry_later(503, "stats query timed out, retry later", 5) from None
+        raise HTTPError.retry_later(
+            503, "stats query timed out, retry later", OUTAGE_RETRY_AFTER_S
+        ) from None
 
 
 @bp.get("/stats")

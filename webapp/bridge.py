@@ -35,8 +35,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024
-# nginx's "client closed request": never sent, the client is not there to read it.
-CLIENT_GONE = 499
+TOO_LARGE = f"body too large (at most {MAX_BODY_BYTES} bytes)"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: there is no one to answer."""
 
 
 class GreenFlask(Flask):
@@ -116,7 +119,7 @@ class AsgiBridge:
                 except ValueError:
                     raise HTTPError(400, "invalid Content-Length header") from None
                 if declared > MAX_BODY_BYTES:
-                    raise HTTPError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+                    raise HTTPError(413, TOO_LARGE)
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         chunks: list[bytes] = []
         size = 0
@@ -127,11 +130,11 @@ class AsgiBridge:
             except asyncio.TimeoutError:
                 raise HTTPError(408, "request body not received in time") from None
             if message["type"] == "http.disconnect":
-                raise HTTPError(CLIENT_GONE, "client went away")
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY_BYTES:
-                raise HTTPError(413, f"body too large (at most {MAX_BODY_BYTES} bytes)")
+                raise HTTPError(413, TOO_LARGE)
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
@@ -140,8 +143,9 @@ class AsgiBridge:
         try:
             body = await self._read_body(scope, receive)
         except HTTPError as exc:
-            if exc.status != CLIENT_GONE:
-                await _send_error(send, exc)
+            await _send_error(send, exc)
+            return
+        except ClientGone:
             return
         try:
             environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]

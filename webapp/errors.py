@@ -66,7 +66,7 @@ _last_outage_log: dict[str, float] = {}
 
 
 def _log_outage(what: str, exc: Exception) -> None:
-    """One warning per service every 10 s, not one per failed request during an outage."""
+    """One warning per service every :data:`OUTAGE_LOG_EVERY_S`, not one per failed request."""
     now = time.monotonic()
     if now - _last_outage_log.get(what, -1e9) >= OUTAGE_LOG_EVERY_S:
         _last_outage_log[what] = now

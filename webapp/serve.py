@@ -60,23 +60,27 @@ def _supervise(config: Config) -> int:
     worker whose lifespan start-up failed leaves ``analytics web`` exiting 0, which
     a service manager reads as a clean stop. This runs the same spawned workers
     with the same shutdown event and signals (SIGINT/SIGTERM stop, SIGHUP restarts
-    the workers), and exits with the first failed worker's status, or 1 if workers
-    died without being asked to stop.
+    the workers), and exits 0 only when asked to stop and every worker stopped
+    cleanly; otherwise with a failed worker's status (128 + the signal for one that
+    was killed), or 1 if the workers all exited without being asked to.
     """
     from multiprocessing import get_context
     from multiprocessing.connection import wait
 
     from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 
-    worker = uvloop_worker if config.worker_class == "uvloop" else asyncio_worker
+    workers = {"uvloop": uvloop_worker, "asyncio": asyncio_worker}
+    if config.worker_class not in workers:
+        raise ValueError(f"unsupported Hypercorn worker class {config.worker_class!r}")
+    worker = workers[config.worker_class]
     sockets = config.create_sockets()
     ctx = get_context("spawn")
     shutdown = ctx.Event()
-    asked: list[str] = []
+    asked: set[str] = set()
 
     def ask(what: str) -> Any:
         def handler(_signum: int, _frame: FrameType | None) -> None:
-            asked.append(what)
+            asked.add(what)
             shutdown.set()
 
         return handler
@@ -86,8 +90,6 @@ def _supervise(config: Config) -> int:
     old = {sig: signal.getsignal(sig) for sig in handled}
     try:
         while True:
-            asked.clear()
-            shutdown.clear()
             procs = _spawn(ctx, worker, config, sockets, shutdown)
             signal.signal(signal.SIGINT, ask("stop"))
             signal.signal(signal.SIGTERM, ask("stop"))
@@ -95,11 +97,19 @@ def _supervise(config: Config) -> int:
                 signal.signal(restart, ask("restart"))
             wait([proc.sentinel for proc in procs])
             shutdown.set()
-            codes = [_join(proc, config.graceful_timeout + 5) for proc in procs]
-            if asked and "stop" not in asked and not any(codes):
-                continue
-            failed = [code for code in codes if code > 0]
-            return failed[0] if failed else (0 if asked else 1)
+            codes = _join_all(procs, config.graceful_timeout + 5)
+            failed = [code for code in codes if code != 0]
+            if failed:
+                return failed[0] if failed[0] > 0 else 128 - failed[0]
+            if "stop" in asked:
+                return 0
+            if "restart" not in asked:
+                return 1  # every worker exited 0 on its own: nothing serves any more
+            # A restart: only the restart request is forgotten, so a stop that came
+            # in meanwhile still stops the next round at once.
+            asked.discard("restart")
+            if "stop" not in asked:
+                shutdown.clear()
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
@@ -121,13 +131,19 @@ def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -
     return procs
 
 
-def _join(proc: Any, timeout: float) -> int:
-    """Wait for a worker told to stop; terminate it past ``timeout``. Its exit status."""
-    proc.join(timeout)
-    if proc.exitcode is None:
-        proc.terminate()
-        proc.join()
-    return int(proc.exitcode)
+def _join_all(procs: list[Any], timeout: float) -> list[int]:
+    """Wait for workers told to stop, all within one ``timeout``; terminate the late ones.
+
+    Their exit statuses (negative: killed by that signal, as multiprocessing reports).
+    """
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.exitcode is None:
+            proc.terminate()
+            proc.join()
+    return [int(proc.exitcode) for proc in procs]
 
 
 def _detach() -> None:

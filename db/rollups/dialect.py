@@ -1,8 +1,4 @@
-"""The few statements whose SQL differs between MySQL/MariaDB/TiDB and SQLite.
-
-Only portable SQL is used otherwise (no triggers, procedures or RETURNING), so the
-same statements run on MySQL, MariaDB and TiDB.
-"""
+"""The few statements whose SQL differs between MySQL/MariaDB/TiDB and SQLite."""
 
 from __future__ import annotations
 
@@ -50,8 +46,10 @@ def upsert_adding(
 
 
 async def execute_chunked(
-    conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]], chunk: int = CHUNK_ROWS
+    conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]], chunk: int | None = None
 ) -> None:
-    """Executemany ``stmt`` (the driver sends multi-row statements) in bounded chunks."""
-    for start in range(0, len(rows), chunk):
-        await conn.execute(stmt, list(rows[start : start + chunk]))
+    """Executemany ``stmt`` (the driver sends multi-row statements) in bounded chunks
+    (``chunk`` rows, :data:`CHUNK_ROWS` unless given)."""
+    size = CHUNK_ROWS if chunk is None else chunk
+    for start in range(0, len(rows), size):
+        await conn.execute(stmt, list(rows[start : start + size]))

@@ -27,7 +27,7 @@ from sqlalchemy.sql.dml import Insert
 
 from db.event import Event
 from db.models import EVENT_COLUMNS, events
-from db.rollups.dialect import CHUNK_ROWS
+from db.rollups import dialect
 
 _FRAMES: dict[tuple[str, str, str], tuple[str, str]] = {}
 
@@ -114,7 +114,7 @@ async def send_values(conn: AsyncConnection, head: str, values: list[str], tail:
     start, size = 0, 0
     for i, value in enumerate(values):
         size += len(value) + 1
-        if i > start and (size > MAX_STATEMENT_CHARS or i - start >= CHUNK_ROWS):
+        if i > start and (size > MAX_STATEMENT_CHARS or i - start >= dialect.CHUNK_ROWS):
             await conn.exec_driver_sql(
                 head + ",".join(values[start:i]) + tail, execution_options={"no_parameters": True}
             )

@@ -290,7 +290,6 @@ async def test_long_batches_split_into_bounded_statements(
     """Statements rendered as literals are split by size and rows; the result is the same."""
     evs = random_events(random.Random(3), 300)
     monkeypatch.setattr(rollups.literals, "MAX_STATEMENT_CHARS", 300)
-    monkeypatch.setattr(rollups.literals, "CHUNK_ROWS", 7)
     monkeypatch.setattr(rollups.dialect, "CHUNK_ROWS", 7)
     await write_all(engine, evs, size=300)
     live = await snapshot(engine)

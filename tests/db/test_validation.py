@@ -14,17 +14,13 @@ import orjson
 import pytest
 
 from db.event import (
-    EVENT_ID_MAX,
-    EVENT_TYPE_MAX,
-    PATH_MAX,
-    SITE_ID_MAX,
-    USER_ID_MAX,
     Event,
     InvalidEvent,
     decode_wire,
     parse_timestamp,
     validate_event,
 )
+from db.limits import EVENT_ID_MAX, EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 UTC = timezone.utc

@@ -13,7 +13,6 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import ROOT, free_port, process_env, wait_http
+from tests.helpers import wait_until
 from webapp import cors, errors
 from webapp.bridge import AsgiBridge
 from webapp.errors import HTTPError
@@ -161,8 +161,12 @@ def _web(
         }
     )
     command = [sys.executable, "-m", "webapp.cli", "web"]
-    out = subprocess.PIPE
-    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as proc:
+    log = tmp_path / "web.log"
+    with (
+        open(log, "wb") as out,
+        subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT) as proc,
+    ):
+        _LOGS[proc.pid] = log
         try:
             yield proc, f"http://127.0.0.1:{port}"
         finally:
@@ -170,12 +174,21 @@ def _web(
                 proc.kill()
 
 
+# The log file of each process ``_web`` started, by pid.
+_LOGS: dict[int, Path] = {}
+
+
+def _output(proc: subprocess.Popen[bytes]) -> str:
+    """What the process printed so far."""
+    return _LOGS[proc.pid].read_text(errors="replace")
+
+
 def _exit(proc: subprocess.Popen[bytes], sig: int | None = None) -> tuple[int, str]:
     """Send ``sig`` if given, wait for the process to end: its exit status and output."""
     if sig is not None:
         proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=60)
-    return proc.returncode, output.decode(errors="replace")
+    proc.wait(timeout=60)
+    return proc.returncode, _output(proc)
 
 
 def test_web_exits_nonzero_with_traceback_when_startup_fails(
@@ -205,7 +218,8 @@ def test_web_restarts_its_workers_on_sighup(tmp_path: Path, redis_available: str
     with _web(tmp_path, f"sqlite:///{tmp_path / 'analytics.db'}", redis_available) as (proc, url):
         wait_http(url + "/healthz")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        restarted = lambda: _output(proc).count("Running on http://127.0.0.1") == 2  # noqa: E731
+        wait_until(restarted, 30, "the workers to restart")
         assert proc.poll() is None
         wait_http(url + "/healthz")
         code, text = _exit(proc, signal.SIGTERM)

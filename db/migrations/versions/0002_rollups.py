@@ -1,4 +1,4 @@
-"""Rollup tables kept by the worker, read by /stats (see db/rollups.py).
+"""Rollup tables kept by the worker, read by /stats (see db/rollups/).
 
 Creating them leaves them empty: on a database that already holds events, run
 ``analytics rebuild-rollups`` once after the upgrade to fill them from ``events``.
