@@ -97,14 +97,9 @@ def _supervise(config: Config) -> int:
                 signal.signal(restart, ask("restart"))
             wait([proc.sentinel for proc in procs])
             shutdown.set()
-            codes = _join_all(procs, config.graceful_timeout + 5)
-            failed = [code for code in codes if code != 0]
-            if failed:
-                return failed[0] if failed[0] > 0 else 128 - failed[0]
-            if "stop" in asked:
-                return 0
-            if "restart" not in asked:
-                return 1  # every worker exited 0 on its own: nothing serves any more
+            code = _outcome(_join_all(procs, config.graceful_timeout + 5), asked)
+            if code is not None:
+                return code
             # A restart: only the restart request is forgotten, so a stop that came
             # in meanwhile still stops the next round at once.
             asked.discard("restart")
@@ -115,6 +110,18 @@ def _supervise(config: Config) -> int:
             signal.signal(sig, handler)
         for sock in [*sockets.secure_sockets, *sockets.insecure_sockets]:
             sock.close()
+
+
+def _outcome(codes: list[int], asked: set[str]) -> int | None:
+    """The supervisor's exit status once every worker has stopped, or None to restart."""
+    failed = [code for code in codes if code != 0]
+    if failed:
+        return failed[0] if failed[0] > 0 else 128 - failed[0]
+    if "stop" in asked:
+        return 0
+    if "restart" not in asked:
+        return 1  # every worker exited 0 on its own: nothing serves any more
+    return None
 
 
 def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -> list[Any]:

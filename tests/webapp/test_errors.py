@@ -225,3 +225,21 @@ def test_web_restarts_its_workers_on_sighup(tmp_path: Path, redis_available: str
         code, text = _exit(proc, signal.SIGTERM)
     assert code == 0, text
     assert text.count("Running on http://127.0.0.1") == 2, text
+
+
+@pytest.mark.parametrize(
+    ("codes", "asked", "expected"),
+    [
+        ([0, 0], {"stop"}, 0),  # asked to stop, both stopped cleanly
+        ([0, 0], {"restart"}, None),  # SIGHUP: start the workers again
+        ([0, -15], {"restart"}, 143),  # a worker killed during a restart is a failure
+        ([3, 0], {"restart"}, 3),  # a worker that failed while restarting
+        ([0, 1], {"stop"}, 1),  # asked to stop, but a worker failed on its way out
+        ([0, 0], set(), 1),  # every worker exited on its own: nothing serves any more
+        ([0, 0], {"restart", "stop"}, 0),  # a stop during a restart wins
+    ],
+)
+def test_supervisor_exit_status(codes: list[int], asked: set[str], expected: int | None) -> None:
+    from webapp.serve import _outcome
+
+    assert _outcome(codes, asked) == expected
