@@ -129,6 +129,7 @@ async def eval_and_wait(
     """
     source = lua(name)
     if isinstance(client, RedisCluster):
+        await client.initialize()  # a no-op once the client knows the topology
         node: ClusterNode | None = client.get_node_from_key(keys[0])
         if node is None:  # the slot has no master right now (mid-failover)
             await client.nodes_manager.initialize()

@@ -1,0 +1,54 @@
+"""The Queue's exactly-once unit tests, again on a real Redis Cluster.
+
+The tests of ``tests/asyncworker/test_queue.py`` run here unchanged, with the
+cluster's settings (``tests/cluster/conftest.py``), once with ``QUEUE_SHARDS=1`` and
+once with 3, where the queue under test is the last shard (its own hash tag, so its
+slot is another master's than shard 0's in general).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from asyncworker.queue import EnqueueResult, Queue
+from db.settings import Settings
+from tests.asyncworker.test_queue import *  # noqa: F403 - the same tests, on the cluster
+
+
+@pytest.fixture
+async def queue(settings_factory: Callable[..., Settings], sqlite_url: str) -> AsyncIterator[Queue]:
+    root = Queue.for_worker(settings_factory(sqlite_url))
+    yield root.shard(root.settings.queue_shards - 1)
+    await root.close()
+
+
+async def test_the_shards_spread_over_the_masters_and_sum_up(
+    settings_factory: Callable[..., Settings], sqlite_url: str, shards: int
+) -> None:
+    async with Queue.for_web(settings_factory(sqlite_url)) as queue:
+        for n in range(30):
+            outcome = await queue.enqueue_event(b"e", "site", f"user-{n}", None)
+            assert outcome is EnqueueResult.ACCEPTED
+        lengths = [await q.length() for q in queue.shards()]
+        assert sum(lengths) == 30
+        assert all(lengths) and len(lengths) == shards
+        assert await queue.totals() == (30, 0)
+        assert await queue.live_counts(5, "site") == (30, 30)
+        # A visitor's events always land on the same shard.
+        assert len({queue.shard_for("site", "user-1", None) for _ in range(5)}) == 1
+
+
+async def test_wait_for_one_replica_is_acknowledged_on_a_whole_cluster(
+    settings_factory: Callable[..., Settings], sqlite_url: str
+) -> None:
+    settings = settings_factory(sqlite_url, REDIS_WAIT_REPLICAS="1")
+    async with Queue.for_web(settings) as queue:
+        assert await queue.enqueue_event(b"e", "s", None, "id-1") is EnqueueResult.ACCEPTED
+        assert await queue.enqueue_event(b"e", "s", None, "id-1") is EnqueueResult.DUPLICATE
+    settings = settings_factory(sqlite_url, REDIS_WAIT_REPLICAS="2")  # only 1 replica each
+    async with Queue.for_web(settings) as queue:
+        assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.UNREPLICATED
+        assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.DUPLICATE
+        assert (await queue.totals())[0] == 2
