@@ -36,7 +36,15 @@ from asyncworker.keys import (
     new_batch_marker,
     shard_of,
 )
-from asyncworker.queue.client import Client, Role, Script, eval_and_wait, lua, make_client
+from asyncworker.queue.client import (
+    Client,
+    Role,
+    Script,
+    connection_resets_as_redis_errors,
+    eval_and_wait,
+    lua,
+    make_client,
+)
 from db.settings import Settings
 
 __all__ = [
@@ -153,7 +161,8 @@ class Queue:
     ) -> EnqueueResult:
         """Queue an event on its visitor's shard (see :meth:`shard_for`)."""
         queue = self.shard(self.shard_for(site_id, user_id, event_id))
-        return await queue.enqueue(payload, site_id, event_id)
+        with connection_resets_as_redis_errors(self.redis):
+            return await queue.enqueue(payload, site_id, event_id)
 
     def shard_for(self, site_id: str, visitor_key: str | None, event_id: str | None) -> int:
         """The visitor's shard; by event_id without a visitor (so retries meet their

@@ -6,8 +6,10 @@ to reach Redis, while the queue's package root knows what to do there.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+from collections.abc import Iterator
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -15,6 +17,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from db.settings import Settings
@@ -89,6 +92,23 @@ def make_client(settings: Settings, role: Role) -> Client:
         socket_timeout=read,
         health_check_interval=30,
     )
+
+
+@contextlib.contextmanager
+def connection_resets_as_redis_errors(client: Client) -> Iterator[None]:
+    """Report a cluster connection torn down under a command as a Redis error (so 503).
+
+    When the cluster client learns a new topology it closes the connections of the
+    nodes it replaces, also those a concurrent command is using; that command then
+    fails inside asyncio (RuntimeError: the handler is closed, or the stream writer
+    is already gone: AttributeError) instead of with a ConnectionError.
+    """
+    try:
+        yield
+    except (RuntimeError, AttributeError) as exc:
+        if not isinstance(client, RedisCluster):
+            raise
+        raise RedisConnectionError(f"cluster connection reset: {exc}") from exc
 
 
 @functools.cache

@@ -21,7 +21,8 @@ import pytest
 import redis as redis_sync
 
 from db.settings import Settings
-from tests.conftest import _unavailable, make_settings
+from tests.cluster.system import ClusterSystem, new_env
+from tests.conftest import _unavailable, make_settings, temporary_mariadb
 from tests.helpers import poll_until, wait_until
 
 NODES = 6
@@ -208,3 +209,28 @@ def settings_factory(
         return make_settings(**base)
 
     return build
+
+
+@pytest.fixture
+def cluster_system(
+    redis_cluster: LocalCluster, mariadb_server: str, tmp_path: Path
+) -> Iterator[Callable[..., ClusterSystem]]:
+    """``cluster_system(**env)``: a queue on the cluster and a fresh MariaDB database,
+    its schema created; web processes and workers are started by the test and all
+    killed after it."""
+    systems: list[ClusterSystem] = []
+    with temporary_mariadb(mariadb_server, "analytics_c") as database_url:
+
+        def make(**env: str) -> ClusterSystem:
+            system = ClusterSystem(
+                tmp_path, new_env(redis_cluster.url, database_url, tmp_path, **env)
+            )
+            system.init_db()
+            systems.append(system)
+            return system
+
+        try:
+            yield make
+        finally:
+            for system in systems:
+                system.stop()
