@@ -146,6 +146,14 @@ class BatchProcessor:
         """
         ctx = self.ctx
         batch_id = batch_id_of(marker) or "unknown"
+        ours = await retry_forever(
+            lambda: self.queue.confirm(self.inflight, marker), ctx.redis_state, _redis_transient
+        )
+        if not ours:
+            log.warning(
+                "batch %s was adopted before it was stored; the adopter stores it", batch_id
+            )
+            return
         good: list[Event] = []
         dead: list[bytes] = []
         for raw in raws:

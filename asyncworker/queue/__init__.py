@@ -21,10 +21,9 @@ finishes that batch, skipping the insert if the batch id is already in SQL.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import time
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import orjson
 
@@ -45,6 +44,7 @@ from asyncworker.queue.client import (
     lua,
     make_client,
 )
+from asyncworker.queue.results import AdoptResult, EnqueueResult, LiveCounts, NotReplicated
 from db.settings import Settings
 
 __all__ = [
@@ -52,40 +52,12 @@ __all__ = [
     "Client",
     "EnqueueResult",
     "LiveCounts",
+    "NotReplicated",
     "Queue",
     "Role",
     "lua",
     "make_client",
 ]
-
-
-class EnqueueResult(enum.Enum):
-    """What the enqueue script did; a DUPLICATE is answered as accepted, a full queue 503.
-
-    UNREPLICATED: queued on the master, but fewer replicas than ``REDIS_WAIT_REPLICAS``
-    acknowledged it in time (answered 503: a retry with the same event_id is deduplicated).
-    """
-
-    ACCEPTED = 1
-    DUPLICATE = 0
-    QUEUE_FULL = -1
-    UNREPLICATED = -2
-
-
-class AdoptResult(enum.Enum):
-    """What the adopt script did; the janitor stops, retries or finishes accordingly."""
-
-    ADOPTED = 1
-    NOTHING = 0
-    OWNER_ALIVE = -1
-    ADOPTER_BUSY = -2
-
-
-class LiveCounts(NamedTuple):
-    """The live panel's numbers, read in one round trip."""
-
-    received: int
-    queue_length: int
 
 
 class Queue:
@@ -193,13 +165,15 @@ class Queue:
             EVENT_ID_TTL_S,
             RECEIVED_BUCKET_TTL_S,
         ]
-        key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
         replicas = self.settings.redis_wait_replicas
+        args.append("1" if replicas else "0")
+        key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
         if replicas == 0:
             return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
         raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
         result = EnqueueResult(int(raw))
-        if result is EnqueueResult.ACCEPTED and acked < replicas:
+        # A duplicate's script rewrote its dedupe key, so WAIT covers the original too.
+        if result is not EnqueueResult.QUEUE_FULL and acked < replicas:
             return EnqueueResult.UNREPLICATED
         return result
 
@@ -290,6 +264,23 @@ class Queue:
         """
         done = await self._finish(keys=[inflight, self.keys.dead], args=[marker, *dead_letters])
         return int(done) == 1
+
+    async def confirm(self, inflight: str, marker: bytes) -> bool:
+        """With ``REDIS_WAIT_REPLICAS``: False if the list no longer ends with ``marker``
+        (adopted), True once its moves are on enough replicas, else NotReplicated.
+
+        A batch is stored only after this, so a failover cannot hand a promoted replica
+        events that are still in its queue but already stored under this batch's id.
+        """
+        replicas = self.settings.redis_wait_replicas
+        if replicas == 0:
+            return True
+        done, acked = await eval_and_wait(self.redis, "confirm", [inflight], [marker], replicas)
+        if int(done) == 0:
+            return False
+        if acked < replicas:
+            raise NotReplicated(f"{acked} of {replicas} replicas acknowledged batch {marker!r}")
+        return True
 
     async def tail(self, inflight: str) -> bytes | None:
         """The last item of a list: the marker of the batch it holds, if sealed."""
