@@ -1,9 +1,9 @@
 """The queue: the one owner of Redis, for the web edge, the worker and the CLI.
 
-Every Redis command of the system goes through :class:`Queue`: it builds the client
-(one factory, with each role's timeouts), registers the Lua scripts of
-``asyncworker/lua/`` once per client (calls go out as EVALSHA), names the keys
-(:mod:`asyncworker.keys`) and turns the scripts' return codes into typed results.
+Every Redis command of the system goes through :class:`Queue`, on the client that
+:mod:`asyncworker.queue.client` builds (one node or a cluster, each role's timeouts)
+with the Lua scripts of ``asyncworker/lua/``; keys are named in :mod:`asyncworker.keys`,
+results typed in :mod:`asyncworker.queue.results`. Each shard is a Queue of its own.
 
 Reliable consumption (no event lost, none counted twice):
 
@@ -14,9 +14,8 @@ Reliable consumption (no event lost, none counted twice):
    in one transaction: a replay of the same batch hits that primary key and is a no-op.
 3. Only then a script deletes the in-flight list (and records dead letters).
 
-A consumer whose worker's heartbeat key has expired is dead: whoever notices first
-renames its in-flight list onto its own (atomic, so only one adopter wins) and
-finishes that batch, skipping the insert if the batch id is already in SQL.
+A consumer whose worker's heartbeat has expired is dead: whoever notices first renames
+its in-flight list onto its own (atomic: one adopter wins) and finishes that batch.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ import time
 from typing import Any, cast
 
 import orjson
+from redis.asyncio.cluster import RedisCluster
 
 from asyncworker.keys import (
     BATCH_MARKER_PREFIX,
@@ -35,29 +35,12 @@ from asyncworker.keys import (
     new_batch_marker,
     shard_of,
 )
-from asyncworker.queue.client import (
-    Client,
-    Role,
-    Script,
-    connection_resets_as_redis_errors,
-    eval_and_wait,
-    lua,
-    make_client,
-)
+from asyncworker.queue.client import Client, Role, Script, eval_and_wait, make_client
+from asyncworker.queue.client import connection_resets_as_redis_errors as resets_as_errors
 from asyncworker.queue.results import AdoptResult, EnqueueResult, LiveCounts, NotReplicated
 from db.settings import Settings
 
-__all__ = [
-    "AdoptResult",
-    "Client",
-    "EnqueueResult",
-    "LiveCounts",
-    "NotReplicated",
-    "Queue",
-    "Role",
-    "lua",
-    "make_client",
-]
+__all__ = ["AdoptResult", "EnqueueResult", "LiveCounts", "NotReplicated", "Queue", "Role"]
 
 
 class Queue:
@@ -120,8 +103,18 @@ class Queue:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
+    async def warm_up(self) -> None:
+        """Learn a cluster's topology now, before concurrent use (no-op on one node).
+
+        A cluster client that learns it on first use lets concurrent first commands
+        tear down each other's connections (redis-py 8.1): a burst of 503s at start.
+        """
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()
+
     async def ping(self) -> None:
         """Raise unless Redis answers (the worker waits for this before it starts)."""
+        await self.warm_up()
         await self.redis.ping()
 
     # ------------------------------------------------------------ web edge
@@ -133,7 +126,7 @@ class Queue:
     ) -> EnqueueResult:
         """Queue an event on its visitor's shard (see :meth:`shard_for`)."""
         queue = self.shard(self.shard_for(site_id, user_id, event_id))
-        with connection_resets_as_redis_errors(self.redis):
+        with resets_as_errors(self.redis):
             return await queue.enqueue(payload, site_id, event_id)
 
     def shard_for(self, site_id: str, visitor_key: str | None, event_id: str | None) -> int:
