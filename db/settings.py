@@ -209,7 +209,14 @@ def load_settings(
         heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),
         shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
         rollup_cache_size=_int(env, "ROLLUP_CACHE_SIZE", DEFAULT_ROLLUP_CACHE_SIZE, 0, 100_000_000),
-        redis_cluster=_bool(env, "REDIS_CLUSTER", False),
+        redis_cluster=_redis_cluster(env, raw_redis),
         queue_shards=_int(env, "QUEUE_SHARDS", 1, 1, 1024),
         redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
     )
+
+
+def _redis_cluster(env: Mapping[str, str], raw_redis: str) -> bool:
+    cluster = _bool(env, "REDIS_CLUSTER", False)
+    if cluster and not raw_redis.startswith(("redis://", "rediss://")):
+        raise SettingsError("REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL of a node")
+    return cluster
