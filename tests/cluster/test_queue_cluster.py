@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from asyncworker.consumer import dead_letter_entry
+from asyncworker.deadletters import dead_letters_command
 from asyncworker.queue import EnqueueResult, Queue
 from db.settings import Settings
 from tests.asyncworker.test_queue import *  # noqa: F403 - the same tests, on the cluster
@@ -52,3 +54,35 @@ async def test_wait_for_one_replica_is_acknowledged_on_a_whole_cluster(
         assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.UNREPLICATED
         assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.DUPLICATE
         assert (await queue.totals())[0] == 2
+
+
+async def test_dead_letters_are_listed_requeued_and_purged_across_shards(
+    settings_factory: Callable[..., Settings],
+    sqlite_url: str,
+    shards: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings = settings_factory(sqlite_url)
+    async with Queue.for_worker(settings) as root:
+        for queue in root.shards():
+            inflight = queue.keys.inflight("c")
+            [marker] = await queue.claim(inflight, "w", b"{}")
+            entry = dead_letter_entry(b"raw-%d" % queue.keys.shard, "poison", "b")
+            assert await queue.finish(inflight, marker, [entry])
+        await dead_letters_command(settings, requeue=False, purge=False, limit=10)
+        assert f"{shards} dead letter(s)" in capsys.readouterr().out
+        await dead_letters_command(settings, requeue=True, purge=False, limit=10)
+        assert f"requeued {shards} dead letter(s)" in capsys.readouterr().out
+        # Each went back onto the queue of the shard it died on.
+        for queue in root.shards():
+            assert await queue.redis.lrange(queue.keys.queue, 0, -1) == [
+                b"raw-%d" % queue.keys.shard
+            ]
+        assert await root.totals() == (shards, 0)
+        for queue in root.shards():
+            inflight = queue.keys.inflight("c")
+            [marker] = await queue.claim(inflight, "w", b"{}")
+            await queue.finish(inflight, marker, [b"x"])
+        await dead_letters_command(settings, requeue=False, purge=True, limit=10)
+        assert f"purged {shards} dead letter(s)" in capsys.readouterr().out
+        assert await root.totals() == (shards, 0)
