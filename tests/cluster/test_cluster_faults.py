@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from asyncworker.keys import QueueKeys
@@ -149,3 +150,9 @@ def test_queue_shards_changed_from_1_to_3_and_back_with_events_in_flight(
     assert result.errors == []
     assert dict(result.statuses) == {202: 9_000}
     assert figures == {"stored": dict(result.accepted_by_site), "counted": 9_000, "doubled": []}
+    ready = httpx.get(last_web + "/readyz", timeout=10).json()
+    assert (ready["status"], ready["queue_length"], ready["dead_letters"]) == ("ok", 0, 0)
+    assert ready["workers"] == 1
+    live = httpx.get(last_web + "/live", timeout=10).json()
+    assert live["received_last_5_min"] >= 3_000  # this web process's shard-0 counters
+    assert live["worker"]["alive"]
