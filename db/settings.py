@@ -123,6 +123,8 @@ class Settings:
     queue_shards: int = 1
     # Replicas that must acknowledge an enqueue before the web edge answers 202.
     redis_wait_replicas: int = 0
+    # The shard count before the last change (0: none): its dedupe keys are checked too.
+    queue_shards_previous: int = 0
 
     @property
     def use_tls(self) -> bool:
@@ -212,6 +214,7 @@ def load_settings(
         redis_cluster=_redis_cluster(env, raw_redis),
         queue_shards=_int(env, "QUEUE_SHARDS", 1, 1, 1024),
         redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
+        queue_shards_previous=_int(env, "QUEUE_SHARDS_PREVIOUS", 0, 0, 1024),
     )
 
 

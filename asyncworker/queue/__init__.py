@@ -124,15 +124,27 @@ class Queue:
     async def enqueue_event(
         self, payload: bytes, site_id: str, user_id: str | None, event_id: str | None
     ) -> EnqueueResult:
-        """Queue an event on its visitor's shard (see :meth:`shard_for`)."""
+        """Queue an event on its visitor's shard (see :meth:`shard_for`).
+
+        With ``QUEUE_SHARDS_PREVIOUS`` (for a day after a shard change) an event_id seen
+        on the shard the previous count gave is a DUPLICATE too, so a retry of an event
+        first sent before the change is not stored twice.
+        """
         queue = self.shard(self.shard_for(site_id, user_id, event_id))
+        previous = self.settings.queue_shards_previous
         with resets_as_errors(self.redis):
+            if event_id is not None and previous:
+                old = self.shard(self.shard_for(site_id, user_id, event_id, previous))
+                if old is not queue and await self.redis.exists(old.keys.seen(site_id, event_id)):
+                    return EnqueueResult.DUPLICATE
             return await queue.enqueue(payload, site_id, event_id)
 
-    def shard_for(self, site_id: str, visitor_key: str | None, event_id: str | None) -> int:
-        """The visitor's shard; by event_id without a visitor (so retries meet their
-        dedupe key), round robin with neither."""
-        shards = self.settings.queue_shards
+    def shard_for(
+        self, site_id: str, visitor_key: str | None, event_id: str | None, shards: int = 0
+    ) -> int:
+        """The visitor's shard (of ``shards``, default QUEUE_SHARDS); by event_id without a
+        visitor (so retries meet their dedupe key), round robin with neither."""
+        shards = shards or self.settings.queue_shards
         if visitor_key is not None:
             return shard_of(site_id, visitor_key, shards)
         if event_id is not None:

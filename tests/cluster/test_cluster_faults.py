@@ -131,13 +131,13 @@ def test_queue_shards_changed_from_1_to_3_and_back_with_events_in_flight(
     system.start_worker(QUEUE_SHARDS="3")
     for worker in old_workers:
         worker.stop()
-    new_web = system.start_web(QUEUE_SHARDS="3")
+    new_web = system.start_web(QUEUE_SHARDS="3", QUEUE_SHARDS_PREVIOUS="1")
     loads = [load, LoadGenerator(new_web, second, concurrency=16).start()]
     wait_until(lambda: stored_count(system.settings) >= 2_000, 120, "events to be stored")
     results = [load.join() for load in loads]
     # 3 -> 1, the web edge first; the 3-shard workers drain shards 1 and 2.
     system.webs[0].stop()
-    last_web = system.start_web(QUEUE_SHARDS="1")
+    last_web = system.start_web(QUEUE_SHARDS="1", QUEUE_SHARDS_PREVIOUS="3")
     results.append(LoadGenerator(last_web, third, concurrency=16).start().join())
     system.drain(shards=3)
     for worker in system.live_workers():

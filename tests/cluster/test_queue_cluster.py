@@ -87,3 +87,26 @@ async def test_dead_letters_are_listed_requeued_and_purged_across_shards(
         await dead_letters_command(settings, requeue=False, purge=True, limit=10)
         assert f"purged {shards} dead letter(s)" in capsys.readouterr().out
         assert await root.totals() == (shards, 0)
+
+
+@pytest.mark.parametrize("shards", [1], ids=["from1"])
+async def test_after_a_shard_change_a_retry_meets_its_dedupe_key_on_the_old_shard(
+    settings_factory: Callable[..., Settings], sqlite_url: str
+) -> None:
+    async with Queue.for_web(settings_factory(sqlite_url)) as before:
+        for n in range(20):
+            outcome = await before.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            assert outcome is EnqueueResult.ACCEPTED
+    changed = settings_factory(sqlite_url, QUEUE_SHARDS="3", QUEUE_SHARDS_PREVIOUS="1")
+    async with Queue.for_web(changed) as after:
+        moved = [n for n in range(20) if after.shard_for("s", f"user-{n}", None) != 0]
+        assert moved  # some visitors now belong to another shard
+        for n in range(20):
+            outcome = await after.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            assert outcome is EnqueueResult.DUPLICATE
+        assert await after.totals() == (20, 0)
+    # Without the previous count, the moved visitors' retries would be queued again.
+    async with Queue.for_web(settings_factory(sqlite_url, QUEUE_SHARDS="3")) as unaware:
+        for n in moved:
+            outcome = await unaware.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            assert outcome is EnqueueResult.ACCEPTED
