@@ -72,9 +72,10 @@ class WorkerContext:
     def keys(self) -> QueueKeys:
         return self.queue.keys
 
-    async def claim(self, inflight: str) -> list[bytes]:
-        """The in-flight list, sealed with a batch marker (last) if it had none."""
-        return await self.queue.claim(inflight, self.worker_id, self.registration)
+    async def claim(self, inflight: str, queue: Queue | None = None) -> list[bytes]:
+        """The in-flight list (of ``queue``'s shard, default shard 0), sealed with a batch
+        marker (last) if it had none."""
+        return await (queue or self.queue).claim(inflight, self.worker_id, self.registration)
 
 
 def backoff_delay(attempt: int, cap: float = 5.0) -> float:
@@ -132,9 +133,10 @@ def dead_letter_entry(raw: bytes, reason: str, batch_id: str) -> bytes:
 class BatchProcessor:
     """Stores the contents of one in-flight list and acknowledges it."""
 
-    def __init__(self, ctx: WorkerContext, inflight_key: str) -> None:
+    def __init__(self, ctx: WorkerContext, inflight_key: str, queue: Queue | None = None) -> None:
         self.ctx = ctx
         self.inflight = inflight_key
+        self.queue = queue or ctx.queue  # the shard the in-flight list belongs to
 
     async def process(self, marker: bytes, raws: list[bytes]) -> None:
         """Store the events among ``raws``, dead-letter the rest, then acknowledge.
@@ -144,6 +146,14 @@ class BatchProcessor:
         """
         ctx = self.ctx
         batch_id = batch_id_of(marker) or "unknown"
+        ours = await retry_forever(
+            lambda: self.queue.confirm(self.inflight, marker), ctx.redis_state, _redis_transient
+        )
+        if not ours:
+            log.warning(
+                "batch %s was adopted before it was stored; the adopter stores it", batch_id
+            )
+            return
         good: list[Event] = []
         dead: list[bytes] = []
         for raw in raws:
@@ -166,7 +176,7 @@ class BatchProcessor:
             dead.extend(await self._write_one_by_one(batch_id, good, raws))
 
         async def acknowledge() -> None:
-            await ctx.queue.finish(self.inflight, marker, dead)
+            await self.queue.finish(self.inflight, marker, dead)
 
         await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)
@@ -196,13 +206,19 @@ class BatchProcessor:
 
 
 class Consumer:
-    """A loop that fills its own in-flight list from the queue, batch after batch."""
+    """A loop that fills its own in-flight list from one shard, batch after batch.
 
-    def __init__(self, ctx: WorkerContext, consumer_id: str) -> None:
+    A worker runs one per shard per ``WORKER_CONCURRENCY`` slot: each blocks on its own
+    shard alone, so no shard waits behind another's timeouts and none is left unserved
+    while any worker lives.
+    """
+
+    def __init__(self, ctx: WorkerContext, consumer_id: str, queue: Queue | None = None) -> None:
         self.ctx = ctx
+        self.queue = queue or ctx.queue
         self.consumer_id = consumer_id
-        self.inflight = ctx.keys.inflight(consumer_id)
-        self.processor = BatchProcessor(ctx, self.inflight)
+        self.inflight = self.queue.keys.inflight(consumer_id)
+        self.processor = BatchProcessor(ctx, self.inflight, self.queue)
 
     async def run(self) -> None:
         while not self.ctx.stopping.is_set():
@@ -227,8 +243,8 @@ class Consumer:
           afterwards sits in a new list under our key: the next round claims it as a
           leftover, instead of storing it now under the adopted batch's id and again later.
         """
-        ctx, queue = self.ctx, self.ctx.queue
-        claimed = await ctx.claim(self.inflight)
+        ctx, queue = self.ctx, self.queue
+        claimed = await ctx.claim(self.inflight, queue)
         # Our own list from an interrupted attempt (e.g. Redis went away mid-batch),
         # events moved after an adoption, or nothing but the new marker.
         marker, pending = claimed[-1], claimed[:-1]

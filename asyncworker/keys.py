@@ -4,6 +4,10 @@ Existing deployments hold data under exactly these names, so they never change.
 Every key shares the hash tag ``{<queue name>}`` (the queue itself is named by
 ``REDIS_QUEUE_NAME`` exactly, which hashes to the same slot), so each script's keys
 live in one slot and the same code runs on Redis Cluster.
+
+With ``QUEUE_SHARDS`` > 1, shard 0 keeps exactly those names and shard ``i`` > 0 uses
+the tag ``{<queue name>:i}`` for all of its keys (its queue is named by the tag alone),
+so a cluster spreads the shards over its masters while each script stays in one slot.
 """
 
 from __future__ import annotations
@@ -28,12 +32,30 @@ def batch_id_of(marker: bytes) -> str | None:
     return None
 
 
-class QueueKeys:
-    """Names of the Redis keys for one queue, all in the queue's hash slot."""
+def shard_of(site_id: str, visitor_key: str, shards: int) -> int:
+    """The shard of a visitor's events: stable across processes and restarts.
 
-    def __init__(self, queue_name: str) -> None:
-        self.queue = queue_name
-        self.tag = "{" + queue_name + "}"
+    The first 8 bytes of blake2b over ``site_id`` and the visitor's key, mod ``shards``;
+    the web edge passes the user_id, or the event_id when there is none, so a retry
+    lands on the shard that holds its dedupe key.
+    """
+    if shards <= 1:
+        return 0
+    digest = hashlib.blake2b(f"{site_id}\0{visitor_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+class QueueKeys:
+    """Names of the Redis keys for one shard of a queue, all in the shard's hash slot."""
+
+    def __init__(self, queue_name: str, shard: int = 0) -> None:
+        self.shard = shard
+        if shard == 0:
+            self.queue = queue_name
+            self.tag = "{" + queue_name + "}"
+        else:
+            self.tag = "{" + f"{queue_name}:{shard}" + "}"
+            self.queue = self.tag
         self.workers = f"{self.tag}:workers"
         self.dead = f"{self.tag}:dead"
 

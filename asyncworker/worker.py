@@ -126,7 +126,9 @@ class Worker:
         """
         ttl_ms = int(self.settings.heartbeat_ttl_s * 1000)
         payload = orjson.dumps({"at": time.time(), "processed": self.ctx.processed})
-        await self.ctx.queue.beat(self.worker_id, self.info, payload, ttl_ms)
+        # Per shard: a janitor checks a heartbeat in the slot of the lists it adopts.
+        for queue in self.ctx.queue.shards():
+            await queue.beat(self.worker_id, self.info, payload, ttl_ms)
 
     async def register(self) -> None:
         """Heartbeat and registration at once: a registered worker is never seen as dead."""
@@ -159,10 +161,17 @@ class Worker:
                 await asyncio.wait_for(self.ctx.stopping.wait(), interval)
 
     async def adopt_orphans(self) -> int:
-        """Finish every batch left by a worker whose heartbeat expired; returns batches adopted."""
-        queue, keys = self.ctx.queue, self.ctx.keys
+        """Finish every batch left by a worker whose heartbeat expired, on every shard;
+        returns batches adopted."""
+        adopted = 0
+        for queue in self.ctx.queue.shards():
+            adopted += await self._adopt_orphans_of(queue)
+        return adopted
+
+    async def _adopt_orphans_of(self, queue: Queue) -> int:
+        keys = queue.keys
         mine = keys.inflight(self.janitor_id)
-        processor = BatchProcessor(self.ctx, mine)
+        processor = BatchProcessor(self.ctx, mine, queue)
         adopted = 0
         for wid, info in (await queue.registered()).items():
             if wid == self.worker_id or await queue.alive(wid):
@@ -185,31 +194,31 @@ class Worker:
         return adopted
 
     async def _finish_own_list(self, processor: BatchProcessor, key: str) -> None:
-        if not await self.ctx.queue.exists(key):
+        if not await processor.queue.exists(key):
             return
         # Claimed in one step, as Consumer.run_once does: our own list can be adopted too.
-        items = await self.ctx.claim(key)
+        items = await self.ctx.claim(key, processor.queue)
         marker, pending = items[-1], items[:-1]
         await processor.process(marker, list(reversed(pending)))
 
     async def prune(self) -> None:
-        queue = self.ctx.queue
         live: set[str] = set()
-        for info in (await queue.registered()).values():
-            for consumer_id in info.get("consumers", []):
-                tail = await queue.tail(queue.keys.inflight(consumer_id))
-                if tail is not None and (bid := batch_id_of(tail)):
-                    live.add(bid)
+        for queue in self.ctx.queue.shards():
+            for info in (await queue.registered()).values():
+                for consumer_id in info.get("consumers", []):
+                    tail = await queue.tail(queue.keys.inflight(consumer_id))
+                    if tail is not None and (bid := batch_id_of(tail)):
+                        live.add(bid)
         removed = await prune_ledger(self.ctx.engine, live)
         if removed:
             log.info("pruned %d old batch ids from the ledger", removed)
 
     async def deregister(self) -> None:
         """Drop the heartbeat at once (so leftovers are adopted now) and the entry if clean."""
-        queue = self.ctx.queue
-        with contextlib.suppress(RedisError, OSError):
-            await queue.drop_heartbeat(self.worker_id)
-            await queue.forget(self.worker_id, [*self.consumer_ids, self.janitor_id])
+        for queue in self.ctx.queue.shards():
+            with contextlib.suppress(RedisError, OSError):
+                await queue.drop_heartbeat(self.worker_id)
+                await queue.forget(self.worker_id, [*self.consumer_ids, self.janitor_id])
 
     async def run(self) -> int:
         ctx = self.ctx
@@ -219,7 +228,8 @@ class Worker:
             asyncio.create_task(self.janitor_loop(), name="janitor"),
         ]
         consumers = [
-            asyncio.create_task(Consumer(ctx, cid).run(), name=f"consumer-{cid}")
+            asyncio.create_task(Consumer(ctx, cid, queue).run(), name=f"consumer-{cid}")
+            for queue in ctx.queue.shards()
             for cid in self.consumer_ids
         ]
         stop_wait = asyncio.create_task(ctx.stopping.wait())
@@ -247,7 +257,9 @@ async def serve_worker(settings: Settings) -> int:
     """Connect (retrying), run until signalled, and return the exit code."""
     loop = asyncio.get_running_loop()
     queue = Queue.for_worker(settings)
-    engine = create_engine(settings, pool_size=settings.worker_concurrency + 2)
+    engine = create_engine(
+        settings, pool_size=settings.worker_concurrency * settings.queue_shards + 2
+    )
     rollups.configure_cache(engine, settings.rollup_cache_size)
     stopping = asyncio.Event()
     worker: Worker | None = None
@@ -282,9 +294,10 @@ async def serve_worker(settings: Settings) -> int:
         worker.ctx.stopping = stopping
         print(STARTED_LINE, flush=True)
         log.info(
-            "worker %s: %d consumers on %r, batches of up to %d every %d ms",
+            "worker %s: %d consumers on each of %d shard(s) of %r, batches of up to %d every %d ms",
             worker.worker_id,
             settings.worker_concurrency,
+            settings.queue_shards,
             settings.queue_name,
             settings.batch_size,
             settings.flush_interval_ms,

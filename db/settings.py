@@ -117,6 +117,14 @@ class Settings:
     heartbeat_ttl_s: float
     shutdown_grace_s: float
     rollup_cache_size: int = DEFAULT_ROLLUP_CACHE_SIZE
+    # REDIS_URL names one node of a Redis Cluster (the client discovers the others).
+    redis_cluster: bool = False
+    # Queue shards (each its own hash tag, so a cluster spreads them); 1 = today's keys.
+    queue_shards: int = 1
+    # Replicas that must acknowledge an enqueue before the web edge answers 202.
+    redis_wait_replicas: int = 0
+    # The shard count before the last change (0: none): its dedupe keys are checked too.
+    queue_shards_previous: int = 0
 
     @property
     def use_tls(self) -> bool:
@@ -205,4 +213,15 @@ def load_settings(
         heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),
         shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
         rollup_cache_size=_int(env, "ROLLUP_CACHE_SIZE", DEFAULT_ROLLUP_CACHE_SIZE, 0, 100_000_000),
+        redis_cluster=_redis_cluster(env, raw_redis),
+        queue_shards=_int(env, "QUEUE_SHARDS", 1, 1, 1024),
+        redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
+        queue_shards_previous=_int(env, "QUEUE_SHARDS_PREVIOUS", 0, 0, 1024),
     )
+
+
+def _redis_cluster(env: Mapping[str, str], raw_redis: str) -> bool:
+    cluster = _bool(env, "REDIS_CLUSTER", False)
+    if cluster and not raw_redis.startswith(("redis://", "rediss://")):
+        raise SettingsError("REDIS_CLUSTER=true needs a redis:// or rediss:// REDIS_URL of a node")
+    return cluster

@@ -43,6 +43,8 @@ STATS_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 3.0
 # A full queue drains at the worker's pace: ask senders to wait longer than for an outage.
 QUEUE_FULL_RETRY_AFTER_S = 10
+# A failover takes seconds; an event short of its replicas may be retried at once.
+UNREPLICATED_RETRY_AFTER_S = 1
 T = TypeVar("T")
 
 
@@ -85,9 +87,17 @@ async def post_event() -> Response:
         event = validate_event(data, datetime.now(timezone.utc))
     except InvalidEvent as exc:
         raise HTTPError(400, str(exc)) from None
-    outcome = await resources().queue.enqueue(event.to_wire(), event.site_id, event.event_id)
+    queue = resources().queue
+    wire, site_id = event.to_wire(), event.site_id
+    outcome = await queue.enqueue_event(wire, site_id, event.user_id, event.event_id)
     if outcome is EnqueueResult.QUEUE_FULL:
         raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
+    if outcome is EnqueueResult.UNREPLICATED:
+        # Queued on the master, not yet on enough replicas: never a 202 (a retry with
+        # the same event_id is deduplicated if this copy survives).
+        raise HTTPError.retry_later(
+            503, "event not yet replicated, retry later", UNREPLICATED_RETRY_AFTER_S
+        )
     return json_response({"status": "accepted"}, 202)
 
 
@@ -247,8 +257,7 @@ async def readyz() -> Response:
     body: dict[str, Any] = {"status": "ok", "redis": False, "database": False}
     body.update(queue_length=None, dead_letters=None, workers=0, worker_heartbeat_age_s=None)
     try:
-        body["queue_length"] = await res.queue.length()
-        body["dead_letters"] = await res.queue.dead_letter_count()
+        body["queue_length"], body["dead_letters"] = await res.queue.totals()
         state = await _worker_state()
         body["workers"] = state["workers"]
         body["worker_heartbeat_age_s"] = state["oldest_heartbeat_age_s"]

@@ -7,9 +7,11 @@ loop (never at import, never per request) and closed at shutdown. With
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncworker.queue import Queue
@@ -38,6 +40,10 @@ async def open_resources(app: Flask) -> Resources:
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
     )
+    # A cluster's topology, learnt before requests run concurrently; Redis away at
+    # start is no reason not to serve (POST /event answers 503 until it is back).
+    with contextlib.suppress(RedisError, OSError):
+        await res.queue.warm_up()
     app.extensions[EXTENSION] = res
     return res
 

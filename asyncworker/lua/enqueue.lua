@@ -10,10 +10,15 @@ local site_id = ARGV[3]
 local dedupe = ARGV[4]       -- "1" when the event carries an event_id
 local seen_ttl = tonumber(ARGV[5])
 local received_ttl = tonumber(ARGV[6])
+local waited = ARGV[7]       -- "1" when the caller WAITs for replicas after this script
 
 if redis.call('LLEN', queue) >= max_length then return -1 end
 if dedupe == '1' then
-  if not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then return 0 end
+  if not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
+    -- A write (the same TTL again), so that the caller's WAIT covers the original's push.
+    if waited == '1' then redis.call('PEXPIRE', seen, math.max(redis.call('PTTL', seen), 1)) end
+    return 0
+  end
 end
 redis.call('LPUSH', queue, payload)
 redis.call('HINCRBY', received, site_id, 1)

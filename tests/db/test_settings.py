@@ -69,6 +69,10 @@ def test_sqlite_url_uses_aiosqlite() -> None:
         ({"DATABASE_URL": "mysql://root@h:abc/test"}, "DATABASE_URL is not a valid database URL"),
         ({"REDIS_URL": "redis://localhost:abc"}, "REDIS_URL is not valid"),
         ({"FORCE_SSL": "true"}, "TIDB_CA_PATH / FORCE_SSL need a MySQL/TiDB DATABASE_URL"),
+        ({"REDIS_CLUSTER": "yes please"}, "REDIS_CLUSTER must be true or false"),
+        ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER=true needs a redis:// or rediss://"),
+        ({"QUEUE_SHARDS": "0"}, "QUEUE_SHARDS must be between 1 and 1024, got 0"),
+        ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS must be between 0 and 16"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_message(env: dict[str, str], message: str) -> None:
@@ -104,3 +108,19 @@ def test_tls_settings_give_a_verifying_context(env: dict[str, str], tmp_path: Pa
 
 def test_no_tls_unless_asked() -> None:
     assert "ssl" not in mysql_connect_args(settings(DATABASE_URL="mysql+pymysql://u@db/x"))
+
+
+def test_cluster_settings() -> None:
+    plain = settings()
+    assert (plain.redis_cluster, plain.queue_shards, plain.redis_wait_replicas) == (False, 1, 0)
+    cluster = settings(
+        REDIS_URL="rediss://node:7000/0",
+        REDIS_CLUSTER="true",
+        QUEUE_SHARDS="3",
+        REDIS_WAIT_REPLICAS="1",
+    )
+    assert (cluster.redis_cluster, cluster.queue_shards, cluster.redis_wait_replicas) == (
+        True,
+        3,
+        1,
+    )

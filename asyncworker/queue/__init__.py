@@ -1,9 +1,9 @@
 """The queue: the one owner of Redis, for the web edge, the worker and the CLI.
 
-Every Redis command of the system goes through :class:`Queue`: it builds the client
-(one factory, with each role's timeouts), registers the Lua scripts of
-``asyncworker/lua/`` once per client (calls go out as EVALSHA), names the keys
-(:mod:`asyncworker.keys`) and turns the scripts' return codes into typed results.
+Every Redis command of the system goes through :class:`Queue`, on the client that
+:mod:`asyncworker.queue.client` builds (one node or a cluster, each role's timeouts)
+with the Lua scripts of ``asyncworker/lua/``; keys are named in :mod:`asyncworker.keys`,
+results typed in :mod:`asyncworker.queue.results`. Each shard is a Queue of its own.
 
 Reliable consumption (no event lost, none counted twice):
 
@@ -14,22 +14,18 @@ Reliable consumption (no event lost, none counted twice):
    in one transaction: a replay of the same batch hits that primary key and is a no-op.
 3. Only then a script deletes the in-flight list (and records dead letters).
 
-A consumer whose worker's heartbeat key has expired is dead: whoever notices first
-renames its in-flight list onto its own (atomic, so only one adopter wins) and
-finishes that batch, skipping the insert if the batch id is already in SQL.
+A consumer whose worker's heartbeat has expired is dead: whoever notices first renames
+its in-flight list onto its own (atomic: one adopter wins) and finishes that batch.
 """
 
 from __future__ import annotations
 
-import enum
-import functools
+import itertools
 import time
-from importlib import resources
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import orjson
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.commands.core import AsyncScript
+from redis.asyncio.cluster import RedisCluster
 
 from asyncworker.keys import (
     BATCH_MARKER_PREFIX,
@@ -37,104 +33,45 @@ from asyncworker.keys import (
     RECEIVED_BUCKET_TTL_S,
     QueueKeys,
     new_batch_marker,
+    shard_of,
 )
+from asyncworker.queue.client import Client, Role, Script, eval_and_wait, make_client
+from asyncworker.queue.client import connection_resets_as_redis_errors as resets_as_errors
+from asyncworker.queue.results import AdoptResult, EnqueueResult, LiveCounts, NotReplicated
 from db.settings import Settings
 
-
-class Role(enum.Enum):
-    """Who talks to Redis, which decides the client's timeouts."""
-
-    WEB = "web"
-    WORKER = "worker"
-    CLI = "cli"
-    CHECK = "check"
-
-
-class EnqueueResult(enum.Enum):
-    """What the enqueue script did; a DUPLICATE is answered as accepted, a full queue 503."""
-
-    ACCEPTED = 1
-    DUPLICATE = 0
-    QUEUE_FULL = -1
-
-
-class AdoptResult(enum.Enum):
-    """What the adopt script did; the janitor stops, retries or finishes accordingly."""
-
-    ADOPTED = 1
-    NOTHING = 0
-    OWNER_ALIVE = -1
-    ADOPTER_BUSY = -2
-
-
-class LiveCounts(NamedTuple):
-    """The live panel's numbers, read in one round trip."""
-
-    received: int
-    queue_length: int
-
-
-def make_client(settings: Settings, role: Role) -> Redis:
-    """The one place a Redis client is built (a cluster client will be chosen here too).
-
-    The web edge fails fast (POST /event answers 503 rather than hang with Redis away)
-    and lets a burst above its pool wait up to 2 s for a connection instead of failing
-    at once. The worker's socket timeout stays above its 1 s blocking BLMOVE. The CLI
-    tools wait a little longer than the web; ``worker --check`` answers within seconds.
-    """
-    if role is Role.WEB:
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=256,
-            timeout=2,
-            socket_connect_timeout=1.0,
-            socket_timeout=2.0,
-        )
-        return Redis.from_pool(pool)
-    if role is Role.CLI:
-        return Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
-    return Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=3,
-        socket_timeout=3 if role is Role.CHECK else 10,
-        health_check_interval=30,
-    )
-
-
-@functools.cache
-def lua(name: str) -> str:
-    """The source of ``asyncworker/lua/<name>.lua`` (shipped as package data)."""
-    return (resources.files("asyncworker") / "lua" / f"{name}.lua").read_text("utf-8")
-
-
-class Script:
-    """A Lua file registered once per queue (so per client), declared beside its accessor.
-
-    redis-py's :class:`AsyncScript` sends EVALSHA, loading the script only when Redis
-    does not know it (first use, after a restart or a SCRIPT FLUSH), so the source
-    crosses the network once rather than with every call.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.attr = f"_script_{name}"
-
-    def __get__(self, queue: Queue, owner: type[Queue]) -> AsyncScript:
-        script: AsyncScript | None = queue.__dict__.get(self.attr)
-        if script is None:
-            script = queue.redis.register_script(lua(self.name))
-            queue.__dict__[self.attr] = script
-        return script
+__all__ = ["AdoptResult", "EnqueueResult", "LiveCounts", "NotReplicated", "Queue", "Role"]
 
 
 class Queue:
-    """One queue's Redis state and every operation on it; see the module docstring."""
+    """One shard of the queue: its Redis state and every operation on it.
 
-    def __init__(self, settings: Settings, client: Redis) -> None:
+    ``shard(i)`` gives the queue of shard ``i`` on the same client; the web edge's
+    :meth:`enqueue_event` picks the shard, and the read-only figures (:meth:`totals`,
+    :meth:`live_counts`, :meth:`read_heartbeats`) add up every shard. See the module
+    docstring for how a shard's events are consumed exactly once.
+    """
+
+    def __init__(self, settings: Settings, client: Client, shard: int = 0) -> None:
         """Wrap ``client`` (tests pass an instrumented one; code uses the ``for_*`` builders)."""
         self.settings = settings
         self.redis = client
-        self.keys = QueueKeys(settings.queue_name)
+        self.keys = QueueKeys(settings.queue_name, shard)
+        self._shards: dict[int, Queue] = {shard: self}
+        self._round_robin = itertools.count()
+
+    def shard(self, index: int) -> Queue:
+        """The queue of shard ``index`` on this client (views share one cache of them)."""
+        found = self._shards.get(index)
+        if found is None:
+            found = Queue(self.settings, self.redis, index)
+            found._shards = self._shards
+            self._shards[index] = found
+        return found
+
+    def shards(self) -> list[Queue]:
+        """Every shard of ``QUEUE_SHARDS``, in order (shard 0 holds today's keys)."""
+        return [self.shard(i) for i in range(self.settings.queue_shards)]
 
     @classmethod
     def for_role(cls, settings: Settings, role: Role) -> Queue:
@@ -166,33 +103,84 @@ class Queue:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
+    async def warm_up(self) -> None:
+        """Learn a cluster's topology now, before concurrent use (no-op on one node).
+
+        A cluster client that learns it on first use lets concurrent first commands
+        tear down each other's connections (redis-py 8.1): a burst of 503s at start.
+        """
+        if isinstance(self.redis, RedisCluster):
+            await self.redis.initialize()
+
     async def ping(self) -> None:
         """Raise unless Redis answers (the worker waits for this before it starts)."""
+        await self.warm_up()
         await self.redis.ping()
 
     # ------------------------------------------------------------ web edge
 
     _enqueue = Script("enqueue")
 
+    async def enqueue_event(
+        self, payload: bytes, site_id: str, user_id: str | None, event_id: str | None
+    ) -> EnqueueResult:
+        """Queue an event on its visitor's shard (see :meth:`shard_for`).
+
+        With ``QUEUE_SHARDS_PREVIOUS`` (for a day after a shard change) an event_id seen
+        on the shard the previous count gave is a DUPLICATE too, so a retry of an event
+        first sent before the change is not stored twice.
+        """
+        queue = self.shard(self.shard_for(site_id, user_id, event_id))
+        previous = self.settings.queue_shards_previous
+        with resets_as_errors(self.redis):
+            if event_id is not None and previous:
+                old = self.shard(self.shard_for(site_id, user_id, event_id, previous))
+                if old is not queue and await self.redis.exists(old.keys.seen(site_id, event_id)):
+                    return EnqueueResult.DUPLICATE
+            return await queue.enqueue(payload, site_id, event_id)
+
+    def shard_for(
+        self, site_id: str, visitor_key: str | None, event_id: str | None, shards: int = 0
+    ) -> int:
+        """The visitor's shard (of ``shards``, default QUEUE_SHARDS); by event_id without a
+        visitor (so retries meet their dedupe key), round robin with neither."""
+        shards = shards or self.settings.queue_shards
+        if visitor_key is not None:
+            return shard_of(site_id, visitor_key, shards)
+        if event_id is not None:
+            return shard_of(site_id, "\0event:" + event_id, shards)
+        return next(self._round_robin) % shards
+
     async def enqueue(self, payload: bytes, site_id: str, event_id: str | None) -> EnqueueResult:
-        """Queue one event (KEYS: queue, the event_id's seen key, this minute's counter).
+        """Queue one event on this shard (KEYS: queue, the event_id's seen key, this
+        minute's counter).
 
         A repeated ``site_id`` + ``event_id`` within a day is a DUPLICATE (answered as
-        accepted, counted once); past ``MAX_QUEUE_LENGTH`` nothing is pushed.
+        accepted, counted once); past ``MAX_QUEUE_LENGTH`` (per shard) nothing is pushed.
+        With ``REDIS_WAIT_REPLICAS`` the enqueue is followed by WAIT on its connection.
         """
         keys = self.keys
         # Without an event_id the script ignores its dedupe key; any name in the slot will do.
         seen = keys.seen(site_id, event_id) if event_id else keys.workers
-        args = (
+        args: list[Any] = [
             payload,
             self.settings.max_queue_length,
             site_id,
             "1" if event_id else "0",
             EVENT_ID_TTL_S,
             RECEIVED_BUCKET_TTL_S,
-        )
+        ]
+        replicas = self.settings.redis_wait_replicas
+        args.append("1" if replicas else "0")
         key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
-        return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
+        if replicas == 0:
+            return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
+        raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
+        result = EnqueueResult(int(raw))
+        # A duplicate's script rewrote its dedupe key, so WAIT covers the original too.
+        if result is not EnqueueResult.QUEUE_FULL and acked < replicas:
+            return EnqueueResult.UNREPLICATED
+        return result
 
     async def length(self) -> int:
         """Events waiting in the queue (for /readyz; the cap is MAX_QUEUE_LENGTH)."""
@@ -202,23 +190,37 @@ class Queue:
         """Messages the worker refused, waiting for an operator (for /readyz)."""
         return int(await self.redis.llen(self.keys.dead))
 
+    async def totals(self) -> tuple[int, int]:
+        """Events waiting and dead letters, summed over every shard (for /readyz)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in self.shards():
+            pipe.llen(queue.keys.queue)
+            pipe.llen(queue.keys.dead)
+        lengths = [int(n) for n in await pipe.execute()]
+        return sum(lengths[0::2]), sum(lengths[1::2])
+
     async def live_counts(self, minutes: int, site_id: str | None) -> LiveCounts:
         """Events accepted in the last ``minutes`` (one site or all) and the queue's length,
-        read in one round trip from the per-minute counters the enqueue script keeps."""
+        over every shard, from the per-minute counters the enqueue script keeps (one round
+        trip on a single node; a non-transactional pipeline may span slots on a cluster)."""
         minute = int(time.time() // 60)
         pipe = self.redis.pipeline(transaction=False)
-        for m in range(minute - minutes + 1, minute + 1):
-            if site_id is None:
-                pipe.hvals(self.keys.received(m))
-            else:
-                pipe.hget(self.keys.received(m), site_id)
-        pipe.llen(self.keys.queue)
-        *buckets, queue_length = await pipe.execute()
+        shards = self.shards()
+        for keys in (q.keys for q in shards):
+            for m in range(minute - minutes + 1, minute + 1):
+                if site_id is None:
+                    pipe.hvals(keys.received(m))
+                else:
+                    pipe.hget(keys.received(m), site_id)
+        for queue in shards:
+            pipe.llen(queue.keys.queue)
+        results = await pipe.execute()
+        buckets, lengths = results[: -len(shards)], results[-len(shards) :]
         if site_id is None:
             received = sum(int(v) for vals in buckets for v in vals)
         else:
             received = sum(int(v) for v in buckets if v is not None)
-        return LiveCounts(received, int(queue_length))
+        return LiveCounts(received, sum(int(n) for n in lengths))
 
     # ------------------------------------------------------------ consumers
 
@@ -268,6 +270,23 @@ class Queue:
         done = await self._finish(keys=[inflight, self.keys.dead], args=[marker, *dead_letters])
         return int(done) == 1
 
+    async def confirm(self, inflight: str, marker: bytes) -> bool:
+        """With ``REDIS_WAIT_REPLICAS``: False if the list no longer ends with ``marker``
+        (adopted), True once its moves are on enough replicas, else NotReplicated.
+
+        A batch is stored only after this, so a failover cannot hand a promoted replica
+        events that are still in its queue but already stored under this batch's id.
+        """
+        replicas = self.settings.redis_wait_replicas
+        if replicas == 0:
+            return True
+        done, acked = await eval_and_wait(self.redis, "confirm", [inflight], [marker], replicas)
+        if int(done) == 0:
+            return False
+        if acked < replicas:
+            raise NotReplicated(f"{acked} of {replicas} replicas acknowledged batch {marker!r}")
+        return True
+
     async def tail(self, inflight: str) -> bytes | None:
         """The last item of a list: the marker of the batch it holds, if sealed."""
         return cast("bytes | None", await self.redis.lindex(inflight, -1))
@@ -282,12 +301,15 @@ class Queue:
 
     # ------------------------------------------------------------ workers and janitors
 
+    _beat = Script("beat")
+
     async def beat(self, worker_id: str, registration: bytes, payload: bytes, ttl_ms: int) -> None:
-        """Refresh a heartbeat and, in the same transaction, the registration if it is gone."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(self.keys.heartbeat(worker_id), payload, px=ttl_ms)
-        pipe.hsetnx(self.keys.workers, worker_id, registration)
-        await pipe.execute()
+        """Refresh a heartbeat and, in the same step, the registration if it is gone.
+
+        KEYS: the heartbeat, the workers hash (a script: one slot, atomic on a cluster too).
+        """
+        keys = [self.keys.heartbeat(worker_id), self.keys.workers]
+        await self._beat(keys=keys, args=[payload, ttl_ms, worker_id, registration])
 
     async def drop_heartbeat(self, worker_id: str) -> None:
         """Declare a stopping worker dead at once, so its leftovers are adopted now."""
@@ -331,19 +353,23 @@ class Queue:
     async def read_heartbeats(self) -> dict[str, Any]:
         """Live workers and the age of the oldest heartbeat (for --check, /readyz, /live).
 
-        Ages come from the keys' remaining TTL, so no clocks need to agree.
+        Ages come from the keys' remaining TTL, so no clocks need to agree. A worker beats
+        on every shard it serves; it counts once, alive if any of its heartbeats is.
         """
         ttl = self.settings.heartbeat_ttl_s
-        workers = cast("dict[bytes, bytes]", await self.redis.hgetall(self.keys.workers))
-        ages: list[float] = []
-        for wid in workers:
-            remaining = await self.redis.pttl(self.keys.heartbeat(wid.decode()))
-            if remaining is not None and remaining > 0:
-                ages.append(max(0.0, ttl - remaining / 1000))
+        registered: set[bytes] = set()
+        ages: dict[bytes, float] = {}
+        for queue in self.shards():
+            workers = cast("dict[bytes, bytes]", await self.redis.hgetall(queue.keys.workers))
+            registered.update(workers)
+            for wid in workers:
+                remaining = await self.redis.pttl(queue.keys.heartbeat(wid.decode()))
+                if remaining is not None and remaining > 0:
+                    ages[wid] = min(ages.get(wid, ttl), max(0.0, ttl - remaining / 1000))
         return {
             "workers": len(ages),
-            "registered": len(workers),
-            "oldest_heartbeat_age_s": round(max(ages), 3) if ages else None,
+            "registered": len(registered),
+            "oldest_heartbeat_age_s": round(max(ages.values()), 3) if ages else None,
             "alive": bool(ages),
         }
 

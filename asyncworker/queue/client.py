@@ -1,0 +1,176 @@
+"""The Redis client of every role (single node or Redis Cluster) and the Lua scripts.
+
+Only :mod:`asyncworker.queue` uses this module: it is the queue's half that knows how
+to reach Redis, while the queue's package root knows what to do there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+from collections.abc import Iterator
+from importlib import resources
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from db.settings import Settings
+
+if TYPE_CHECKING:
+    from asyncworker.queue import Queue
+
+# A Redis client of either kind: the queue uses only commands both route alike.
+Client: TypeAlias = Redis | RedisCluster
+
+# How long the web edge waits for replicas to acknowledge an enqueue (REDIS_WAIT_REPLICAS).
+WAIT_TIMEOUT_MS = 500
+
+
+class Role(enum.Enum):
+    """Who talks to Redis, which decides the client's timeouts."""
+
+    WEB = "web"
+    WORKER = "worker"
+    CLI = "cli"
+    CHECK = "check"
+
+
+# (connect timeout, socket timeout) per role; see make_client.
+_TIMEOUTS = {
+    Role.WEB: (1.0, 2.0),
+    Role.CLI: (3.0, 10.0),
+    Role.WORKER: (3.0, 10.0),
+    Role.CHECK: (3.0, 3.0),
+}
+
+
+def make_client(settings: Settings, role: Role) -> Client:
+    """The one place a Redis client is built, for a single node or a Redis Cluster.
+
+    The web edge fails fast (POST /event answers 503 rather than hang with Redis away)
+    and lets a burst above its pool wait up to 2 s for a connection instead of failing
+    at once. The worker's socket timeout stays above its 1 s blocking BLMOVE. The CLI
+    tools wait a little longer than the web; ``worker --check`` answers within seconds.
+
+    With ``REDIS_CLUSTER`` the same timeouts apply per node. The cluster client has no
+    blocking pool: past 256 connections to one node the web edge answers 503 at once,
+    and it retries a command twice (short backoff) while the cluster moves a slot or
+    promotes a replica, so a failover costs a few 503s, never a hang.
+    """
+    connect, read = _TIMEOUTS[role]
+    if settings.redis_cluster:
+        web = role is Role.WEB
+        return RedisCluster.from_url(
+            settings.redis_url,
+            socket_connect_timeout=connect,
+            socket_timeout=read,
+            max_connections=256 if web else 2**31,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2 if web else 3),
+        )
+    if role is Role.WEB:
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=256,
+            timeout=2,
+            socket_connect_timeout=connect,
+            socket_timeout=read,
+        )
+        return Redis.from_pool(pool)
+    if role is Role.CLI:
+        return Redis.from_url(
+            settings.redis_url, socket_connect_timeout=connect, socket_timeout=read
+        )
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=connect,
+        socket_timeout=read,
+        health_check_interval=30,
+    )
+
+
+@contextlib.contextmanager
+def connection_resets_as_redis_errors(client: Client) -> Iterator[None]:
+    """Report a cluster connection torn down under a command as a Redis error (so 503).
+
+    When the cluster client learns a new topology it closes the connections of the
+    nodes it replaces, also those a concurrent command is using; that command then
+    fails inside asyncio (RuntimeError: the handler is closed, or the stream writer
+    is already gone: AttributeError) instead of with a ConnectionError.
+    """
+    try:
+        yield
+    except (RuntimeError, AttributeError) as exc:
+        if not isinstance(client, RedisCluster):
+            raise
+        raise RedisConnectionError(f"cluster connection reset: {exc}") from exc
+
+
+@functools.cache
+def lua(name: str) -> str:
+    """The source of ``asyncworker/lua/<name>.lua`` (shipped as package data)."""
+    return (resources.files("asyncworker") / "lua" / f"{name}.lua").read_text("utf-8")
+
+
+class Script:
+    """A Lua file registered once per queue (so per client), declared beside its accessor.
+
+    redis-py's :class:`AsyncScript` sends EVALSHA, loading the script only when Redis
+    does not know it (first use, after a restart or a SCRIPT FLUSH), so the source
+    crosses the network once rather than with every call. On a cluster the call goes
+    to the master of its keys' slot (the keys of one script always share one slot).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.attr = f"_script_{name}"
+
+    def __get__(self, queue: Queue, owner: type[Queue]) -> AsyncScript:
+        script: AsyncScript | None = queue.__dict__.get(self.attr)
+        if script is None:
+            script = queue.redis.register_script(lua(self.name))
+            queue.__dict__[self.attr] = script
+        return script
+
+
+async def eval_and_wait(
+    client: Client, name: str, keys: list[str], args: list[Any], replicas: int
+) -> tuple[Any, int]:
+    """Run script ``name`` then ``WAIT replicas WAIT_TIMEOUT_MS`` on the same connection.
+
+    WAIT counts the replicas that acknowledged the writes of *its own connection*, so
+    both commands go out together on one connection: a pipeline on a single node, the
+    master of the keys' slot on a cluster. Returns the script's result and the count.
+    """
+    source = lua(name)
+    if isinstance(client, RedisCluster):
+        await client.initialize()  # a no-op once the client knows the topology
+        node: ClusterNode | None = client.get_node_from_key(keys[0])
+        if node is None:  # the slot has no master right now (mid-failover)
+            await client.nodes_manager.initialize()
+            raise ConnectionError(f"no master serves the slot of {keys[0]!r}")
+        commands = [
+            PipelineCommand(0, "EVAL", source, len(keys), *keys, *args),
+            PipelineCommand(1, "WAIT", replicas, WAIT_TIMEOUT_MS),
+        ]
+        try:
+            await node.execute_pipeline(commands)
+        except Exception:
+            # The node may be gone (a failover): learn the new topology for next time.
+            await client.nodes_manager.initialize()
+            raise
+        for command in commands:
+            if isinstance(command.result, Exception):
+                await client.nodes_manager.initialize()
+                raise command.result
+        return commands[0].result, int(cast(int, commands[1].result))
+    pipe = client.pipeline(transaction=False)
+    pipe.eval(source, len(keys), *keys, *args)
+    pipe.wait(replicas, WAIT_TIMEOUT_MS)
+    result, acked = await pipe.execute()
+    return result, int(acked)
