@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
-from redis.backoff import ExponentialBackoff
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
@@ -59,9 +59,14 @@ def make_client(settings: Settings, role: Role) -> Client:
     tools wait a little longer than the web; ``worker --check`` answers within seconds.
 
     With ``REDIS_CLUSTER`` the same timeouts apply per node. The cluster client has no
-    blocking pool: past 256 connections to one node the web edge answers 503 at once,
-    and it retries a command twice (short backoff) while the cluster moves a slot or
-    promotes a replica, so a failover costs a few 503s, never a hang.
+    blocking pool: past 256 connections to one node the web edge answers 503 at once.
+    It follows MOVED/ASK redirections itself, but never re-sends a command after a
+    connection error or a timeout: the command may have run and only its reply been
+    lost, and running an enqueue or a move script twice would queue an event twice or
+    move events into an in-flight list behind the consumer's back (lost at the
+    acknowledgement). The caller sees the error instead: the web edge answers 503
+    (the client retries, deduplicated by its ``event_id``), a consumer re-claims its
+    in-flight list, which holds whatever did move.
     """
     connect, read = _TIMEOUTS[role]
     if settings.redis_cluster:
@@ -71,7 +76,7 @@ def make_client(settings: Settings, role: Role) -> Client:
             socket_connect_timeout=connect,
             socket_timeout=read,
             max_connections=256 if web else 2**31,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2 if web else 3),
+            retry=Retry(NoBackoff(), 0),
         )
     if role is Role.WEB:
         pool = BlockingConnectionPool.from_url(
