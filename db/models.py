@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -161,4 +162,103 @@ ROLLUP_TABLES = (
     rollup_hour_users,
     rollup_day_paths,
     rollup_sites,
+)
+
+# ---------------------------------------------------------------- accounts
+#
+# Who may read which site (webapp/auth). Secrets are never stored: session tokens,
+# API keys, share tokens and one-time sign-in tokens are kept as their HMAC-SHA256
+# under SECRET_KEY (64 hex characters); a short prefix of each key is kept for display.
+# No foreign keys: rows of a removed user are deleted with it (db/accounts.py).
+
+HASH_LEN = 64
+EMAIL_MAX = 254
+SecretHash = String(HASH_LEN).with_variant(
+    mysql.CHAR(HASH_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(EMAIL_MAX), nullable=False, unique=True),
+    # argon2id encoded hash; '' for an account that has no password yet (first-run link).
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+# A registered site: registering gives it an owner (events need no registration).
+sites = Table(
+    "sites",
+    metadata,
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("owner_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+site_viewers = Table(
+    "site_viewers",
+    metadata,
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("user_id", Id, primary_key=True, index=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("token_hash", SecretHash, primary_key=True),
+    Column("user_id", Id, nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    **MYSQL_TABLE_ARGS,
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", SecretHash, nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+# The sites a key is limited to; a key with no row here reads what its user reads.
+api_key_sites = Table(
+    "api_key_sites",
+    metadata,
+    Column("key_id", Id, primary_key=True),
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("site_id", String(SITE_ID_MAX), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", SecretHash, nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("revoked_at", Timestamp, nullable=True),
+    **MYSQL_TABLE_ARGS,
+)
+
+# One-time sign-in links (the first-run link of `analytics serve`): deleted when used.
+login_tokens = Table(
+    "login_tokens",
+    metadata,
+    Column("token_hash", SecretHash, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+    **MYSQL_TABLE_ARGS,
 )

@@ -25,6 +25,7 @@ N = TypeVar("N", int, float)
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # User-set rows each worker process remembers as committed (db/rollups.py).
 DEFAULT_ROLLUP_CACHE_SIZE = 500_000
+SECRET_KEY_MIN = 32
 
 
 class SettingsError(Exception):
@@ -117,11 +118,26 @@ class Settings:
     heartbeat_ttl_s: float
     shutdown_grace_s: float
     rollup_cache_size: int = DEFAULT_ROLLUP_CACHE_SIZE
+    # Signs sessions and keys the hashes of API keys, share tokens and session tokens.
+    secret_key: str | None = None
+    # true: every reading endpoint is open, as before accounts existed (intranet installs).
+    public_stats: bool = False
+    # Proxies whose X-Forwarded-* headers are believed, as written (the web parses it).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def use_tls(self) -> bool:
         """Verified TLS to the database: asked for by a CA file or by FORCE_SSL."""
         return self.force_ssl or self.tidb_ca_path is not None
+
+    def require_secret_key(self) -> str:
+        """SECRET_KEY, for the commands that sign or hash credentials; one clear line if unset."""
+        if self.secret_key is None:
+            raise SettingsError(
+                "SECRET_KEY is not set (at least 32 characters; e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        return self.secret_key
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -158,6 +174,21 @@ def _ca_path(env: Mapping[str, str]) -> Path | None:
     if path is not None and not path.is_file():
         raise SettingsError(f"TIDB_CA_PATH points to {str(path)!r}, which is not a file")
     return path
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SECRET_KEY") or "").strip()
+    if raw and len(raw) < SECRET_KEY_MIN:
+        raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN} characters long")
+    return raw or None
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    raw = env.get("FORWARDED_ALLOW_IPS")
+    value = "127.0.0.1" if raw is None else raw.strip()
+    if any(c.isspace() for c in value.replace(", ", ",")):
+        raise SettingsError(f"FORWARDED_ALLOW_IPS must be a comma-separated list, got {raw!r}")
+    return value
 
 
 def load_settings(
@@ -203,4 +234,7 @@ def load_settings(
         heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),
         shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE", 20.0, 0.0, 3600.0),
         rollup_cache_size=_int(env, "ROLLUP_CACHE_SIZE", DEFAULT_ROLLUP_CACHE_SIZE, 0, 100_000_000),
+        secret_key=_secret_key(env),
+        public_stats=_bool(env, "PUBLIC_STATS", False),
+        forwarded_allow_ips=_forwarded_allow_ips(env),
     )

@@ -1,0 +1,101 @@
+"""Accounts: users, registered sites and their viewers, sessions, API keys, share links.
+
+Self-contained: the column types are frozen here (never imported from db/models.py).
+Secrets are stored only as HMAC-SHA256 hex digests (64 ASCII characters).
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+TABLE_ARGS: dict[str, Any] = {
+    "mysql_engine": "InnoDB",
+    "mysql_charset": "utf8mb4",
+    "mysql_collate": "utf8mb4_bin",
+}
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+HASH = sa.String(64).with_variant(
+    mysql.CHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+SITE = sa.String(255)
+
+
+def _tables() -> dict[str, list[Any]]:
+    return {
+        "users": [
+            sa.Column("id", ID, primary_key=True, autoincrement=True),
+            sa.Column("email", sa.String(254), nullable=False, unique=True),
+            sa.Column("password_hash", sa.String(255), nullable=False),
+            sa.Column("is_admin", sa.Boolean, nullable=False),
+            sa.Column("created_at", TIMESTAMP, nullable=False),
+        ],
+        "sites": [
+            sa.Column("site_id", SITE, primary_key=True),
+            sa.Column("owner_id", ID, nullable=False, index=True),
+            sa.Column("created_at", TIMESTAMP, nullable=False),
+        ],
+        "site_viewers": [
+            sa.Column("site_id", SITE, primary_key=True),
+            sa.Column("user_id", ID, primary_key=True, index=True),
+        ],
+        "auth_sessions": [
+            sa.Column("token_hash", HASH, primary_key=True),
+            sa.Column("user_id", ID, nullable=False, index=True),
+            sa.Column("created_at", TIMESTAMP, nullable=False),
+            sa.Column("last_seen_at", TIMESTAMP, nullable=False),
+            sa.Column("expires_at", TIMESTAMP, nullable=False),
+        ],
+        "api_keys": [
+            sa.Column("id", ID, primary_key=True, autoincrement=True),
+            sa.Column("user_id", ID, nullable=False, index=True),
+            sa.Column("name", sa.String(100), nullable=False),
+            sa.Column("prefix", sa.String(16), nullable=False),
+            sa.Column("key_hash", HASH, nullable=False, unique=True),
+            sa.Column("created_at", TIMESTAMP, nullable=False),
+            sa.Column("last_used_at", TIMESTAMP, nullable=True),
+            sa.Column("revoked_at", TIMESTAMP, nullable=True),
+        ],
+        "api_key_sites": [
+            sa.Column("key_id", ID, primary_key=True),
+            sa.Column("site_id", SITE, primary_key=True),
+        ],
+        "share_links": [
+            sa.Column("id", ID, primary_key=True, autoincrement=True),
+            sa.Column("site_id", SITE, nullable=False, index=True),
+            sa.Column("prefix", sa.String(16), nullable=False),
+            sa.Column("token_hash", HASH, nullable=False, unique=True),
+            sa.Column("created_at", TIMESTAMP, nullable=False),
+            sa.Column("revoked_at", TIMESTAMP, nullable=True),
+        ],
+        "login_tokens": [
+            sa.Column("token_hash", HASH, primary_key=True),
+            sa.Column("user_id", ID, nullable=False),
+            sa.Column("expires_at", TIMESTAMP, nullable=False),
+        ],
+    }
+
+
+def upgrade() -> None:
+    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    for name, columns in _tables().items():
+        if name not in existing:
+            op.create_table(name, *columns, **TABLE_ARGS)
+
+
+def downgrade() -> None:
+    for name in reversed(list(_tables())):
+        op.drop_table(name)
