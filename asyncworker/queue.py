@@ -194,6 +194,26 @@ class Queue:
         key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
         return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
 
+    # ------------------------------------------------------------ sign-in throttling
+
+    _fail = Script("fail")
+
+    async def count_failure(self, counters: list[str], window_s: int) -> int:
+        """Count a failed sign-in on each counter (:meth:`QueueKeys.login_failures` names);
+        the highest count."""
+        return int(await self._fail(keys=counters, args=(window_s,)))
+
+    async def failures(self, counters: list[str]) -> tuple[int, int]:
+        """The highest count among ``counters`` and the seconds until that one expires."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name in counters:
+                pipe.get(name)
+                pipe.ttl(name)
+            answers = await pipe.execute()
+        pairs = [(int(answers[i] or 0), int(answers[i + 1])) for i in range(0, len(answers), 2)]
+        count, ttl = max(pairs, default=(0, 0))
+        return count, max(ttl, 1) if count else 0
+
     async def length(self) -> int:
         """Events waiting in the queue (for /readyz; the cap is MAX_QUEUE_LENGTH)."""
         return int(await self.redis.llen(self.keys.queue))
