@@ -16,18 +16,16 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
 
+from db.migrations.frozen import BIG_INT, TIMESTAMP
+from db.migrations.frozen import MYSQL_TABLE_ARGS as TABLE_ARGS
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-TABLE_ARGS: dict[str, Any] = {
-    "mysql_engine": "InnoDB",
-    "mysql_charset": "utf8mb4",
-    "mysql_collate": "utf8mb4_bin",
-}
-ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+# The frozen types of 0001/0002 (never edited) plus this revision's own hash column.
+ID = BIG_INT
 HASH = sa.String(64).with_variant(
     mysql.CHAR(64, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
