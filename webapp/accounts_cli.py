@@ -87,6 +87,16 @@ def users_login_link(settings: Settings, args: argparse.Namespace) -> str:
     return f"One-time sign-in link for {args.email} (valid 24 hours):\n{url}"
 
 
+def users_first_run(settings: Settings, args: argparse.Namespace) -> str:
+    """For ``analytics serve``: a sign-in link while no account has a password, else nothing."""
+    key = settings.require_secret_key()
+    token = _in_transaction(settings, lambda s: admin.first_run_token(s, key))
+    if token is None:
+        return ""
+    url = f"{base_url(settings, args.base_url)}/login/once/{token}"
+    return f"First run: sign in as the admin with this one-time link (valid 24 hours):\n  {url}"
+
+
 def sites_add(settings: Settings, args: argparse.Namespace) -> str:
     async def work(s: AsyncSession) -> None:
         await accounts.register_site(s, args.site, await admin.user(s, args.owner))
@@ -149,7 +159,9 @@ def keys_revoke(settings: Settings, args: argparse.Namespace) -> str:
 def _runner(command: Callable[[Settings, argparse.Namespace], str]) -> Callable[..., int]:
     def run(settings: Settings, args: argparse.Namespace) -> int:
         try:
-            print(command(settings, args))
+            output = command(settings, args)
+            if output:
+                print(output)
         except AccountError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -183,6 +195,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     add("users", "remove", users_remove, "remove a user").add_argument("email")
     p = add("users", "login-link", users_login_link, "print a one-time sign-in link")
     p.add_argument("email")
+    p.add_argument("--base-url", default=None, help=url_help)
+
+    p = add("users", "first-run", users_first_run, "sign-in link while no password is set")
     p.add_argument("--base-url", default=None, help=url_help)
 
     p = add("sites", "add", sites_add, "register a site and give it an owner")
