@@ -200,8 +200,7 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
     if not settings.database_url_configured:
         env["DATABASE_URL"] = settings.database_url.set(drivername="sqlite").render_as_string()
         print(f"Embedded SQLite database: {settings.database_url.database}", flush=True)
-    if settings.secret_key is None:
-        env["SECRET_KEY"] = stored_secret_key(settings.data_dir)
+    env["SECRET_KEY"] = settings.secret_key or stored_secret_key(settings.data_dir)
     if port is not None:
         env["FLASK_PORT"] = str(port)
     bind_port = port or settings.flask_port
@@ -229,11 +228,8 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         link = _first_run_link(python, env, f"http://{shown}:{bind_port}")
         for command in ("worker", "web"):
             children.append(subprocess.Popen([*python, command], env=env, preexec_fn=_detach))
-        print(
-            f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)", flush=True
-        )
-        if link:
-            print(link, flush=True)
+        running = f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)"
+        print("\n".join(filter(None, [running, link])), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
         stop()

@@ -23,6 +23,15 @@ class _SessionCookies(SecureCookieSessionInterface):
         return isinstance(request, Request) and headers.is_https()
 
 
+def _template_context() -> dict[str, object]:
+    who = g.get("principal")
+    return {
+        "current_user": g.get("session_user") or g.get("user"),
+        # Whether the page may ask for the whole system's live counts (/live with no site).
+        "reads_all": who is not None and who.reads_everything,
+    }
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     # Checked at start-up (webapp.resources, `analytics web`): importing the app needs no key.
     app.secret_key = settings.secret_key
@@ -40,7 +49,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.register_blueprint(manage.bp)
     csrf = CSRFProtect(app)
     app.before_request(guard.check)
-    app.context_processor(lambda: {"current_user": g.get("session_user") or g.get("user")})
+    app.context_processor(_template_context)
     app.after_request(headers.secure)
 
     from webapp import api

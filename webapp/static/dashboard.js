@@ -379,7 +379,15 @@
     }
   }
 
+  // A user who reads only some sites gets live counts per site, never the whole system's.
+  var ownSitesOnly = !!document.querySelector('meta[name="analytics-scope"]');
+
   function loadLive(gen) {
+    if (!state.site && ownSitesOnly) {
+      ["live-received", "live-queue", "live-worker"].forEach(function (id) { setText($(id), "–"); });
+      setText($("live-scope"), "no site selected");
+      return Promise.resolve(null);
+    }
     var url = "/live" + (state.site ? "?site_id=" + q(state.site) : "");
     setText($("live-scope"), state.site ? "site " + state.site : "all sites");
     return api(url).then(function (d) {
