@@ -20,8 +20,10 @@ WRONG = "Wrong email or password."
 
 def _safe_next(raw: str | None) -> str:
     """Only a path of this site (no scheme, no host, no '//' or '\\' trick)."""
-    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
+    if not raw or not raw.startswith("/") or not raw.isprintable() or "\\" in raw:
         return "/"
+    if any(c.isspace() for c in raw) or raw.startswith("//"):
+        return "/"  # browsers drop tabs and newlines: "/\t/evil" would become "//evil"
     parts = urlsplit(raw)
     return "/" if parts.scheme or parts.netloc else raw
 
