@@ -123,7 +123,9 @@ async def register_site(s: AsyncSession, site_id: str, owner: User) -> None:
 
 
 async def add_viewer(s: AsyncSession, site_id: str, user: User) -> None:
-    await s.execute(insert(site_viewers).values(site_id=site_id, user_id=user.id))
+    where = (site_viewers.c.site_id == site_id, site_viewers.c.user_id == user.id)
+    if (await s.execute(select(site_viewers.c.site_id).where(*where))).first() is None:
+        await s.execute(insert(site_viewers).values(site_id=site_id, user_id=user.id))
 
 
 async def registered_sites(s: AsyncSession) -> list[tuple[str, str | None]]:

@@ -105,6 +105,14 @@ def sites_add(settings: Settings, args: argparse.Namespace) -> str:
     return f"Site {args.site} added, owned by {args.owner}"
 
 
+def sites_add_viewer(settings: Settings, args: argparse.Namespace) -> str:
+    async def work(s: AsyncSession) -> None:
+        await accounts.add_viewer(s, args.site, await admin.user(s, args.email))
+
+    _in_transaction(settings, work)
+    return f"{args.email} now reads {args.site}"
+
+
 def sites_list(settings: Settings, _args: argparse.Namespace) -> str:
     async def work(s: AsyncSession) -> list[tuple[str, str]]:
         owners = dict(await accounts.registered_sites(s))
@@ -203,6 +211,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = add("sites", "add", sites_add, "register a site and give it an owner")
     p.add_argument("site")
     p.add_argument("--owner", required=True, help="email of the owner")
+    p = add("sites", "add-viewer", sites_add_viewer, "let a user read a site (read-only)")
+    p.add_argument("site")
+    p.add_argument("email")
     add("sites", "list", sites_list, "list sites (registered or with events) and owners")
     p = add("sites", "share", sites_share, "print a new read-only share URL")
     p.add_argument("site")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from tests.webapp.auth.conftest import World, csrf_token, sign_in
+from db import accounts
+from db.engine import create_engine
+from tests.webapp.auth.conftest import PASSWORD, World, csrf_token, sign_in
 from webapp import create_app
-from webapp.auth import guard
+from webapp.auth import admin, guard
 
 READS = [
     "/stats?site_id=site-a",
@@ -114,3 +117,15 @@ def test_every_route_is_classified() -> None:
     assert endpoints - guard.CLASSIFIED == set()
     assert guard.CLASSIFIED - endpoints == set()  # no stale names
     assert not (guard.PUBLIC & (guard.READ_API | guard.READ_PAGE | guard.ACCOUNT))
+
+
+async def test_a_viewer_reads_the_sites_it_views(web: httpx.AsyncClient, world: World) -> None:
+    engine = create_engine(world.settings)
+    async with async_sessionmaker(engine).begin() as s:
+        carol = await admin.add_user(s, "carol@example.com", PASSWORD, False)
+        await accounts.add_viewer(s, "site-b", carol)
+    await engine.dispose()
+    await sign_in(web, "carol@example.com")
+    assert [r["site_id"] for r in (await web.get("/sites")).json()["sites"]] == ["site-b"]
+    assert (await web.get("/stats?site_id=site-b")).status_code == 200
+    assert (await web.get("/stats?site_id=site-a")).status_code == 404

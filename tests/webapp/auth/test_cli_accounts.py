@@ -21,21 +21,29 @@ def _ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def test_account_commands_are_scriptable(sqlite_url: str) -> None:
-    env = {"DATABASE_URL": sqlite_url}
-    _ok(run_cli("init-db", env=env))
-    add = subprocess.run(
-        [sys.executable, "-m", "webapp.cli", "users", "add", "Ann@Example.com", "--password-stdin"],
+def _add_user(email: str, env: dict[str, str]) -> str:
+    """``users add EMAIL --password-stdin``, the password piped in as a script would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "users", "add", email, "--password-stdin"],
         input="a long enough password\n",
         env=process_env(env),
         capture_output=True,
         text=True,
     )
-    assert _ok(add) == "User ann@example.com added (admin)"  # the first user is an admin
+    return _ok(done)
+
+
+def test_account_commands_are_scriptable(sqlite_url: str) -> None:
+    env = {"DATABASE_URL": sqlite_url}
+    _ok(run_cli("init-db", env=env))
+    added = _add_user("Ann@Example.com", env)
+    assert added == "User ann@example.com added (admin)"  # the first user is an admin
     # No terminal and no --password-stdin: an error, never a prompt.
     refused = run_cli("users", "add", "bo@example.com", env=env)
     assert refused.returncode == 1 and "--password-stdin" in refused.stderr
     _ok(run_cli("sites", "add", "shop", "--owner", "ann@example.com", env=env))
+    _add_user("vi@example.com", env)
+    assert _ok(run_cli("sites", "add-viewer", "shop", "vi@example.com", env=env)).endswith("shop")
     key = _ok(run_cli("keys", "create", "--user", "ann@example.com", "--site", "shop", env=env))
     assert re.fullmatch(r"ak_[A-Za-z0-9_-]{43}", key)
     listing = run_cli("keys", "list", env=env).stdout
@@ -46,7 +54,7 @@ def test_account_commands_are_scriptable(sqlite_url: str) -> None:
     assert _ok(run_cli("keys", "revoke", "1", env=env)) == "Key 1 revoked"
     assert "shop\tann@example.com" in run_cli("sites", "list", env=env).stdout
     _ok(run_cli("users", "remove", "ann@example.com", env=env))
-    assert run_cli("users", "list", env=env).stdout.strip() == ""
+    assert run_cli("users", "list", env=env).stdout.strip() == "vi@example.com\tuser"
 
 
 def test_web_without_a_secret_key_is_one_line(sqlite_url: str) -> None:
