@@ -99,6 +99,7 @@ async def check() -> Response | None:
             who = await access.principal()
         except access.BadCredential:
             who = None
+        await access.session_user()  # the account links, also with PUBLIC_STATS=true
         return None if who is not None else to_login()
     if endpoint in ACCOUNT:
         g.user = await access.session_user()
