@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from db import accounts
 from db.engine import create_engine
+from db.settings import Settings
 from tests.webapp.auth.conftest import PASSWORD, World, csrf_token, sign_in
 from webapp import create_app
 from webapp.auth import admin, guard
+
+
+@pytest.fixture
+def private_settings(settings_factory: Callable[..., Settings], database_url: str) -> Settings:
+    """This module's matrix runs on MariaDB and on SQLite (the others on SQLite only)."""
+    return settings_factory(database_url, PUBLIC_STATS="false")
+
 
 READS = [
     "/stats?site_id=site-a",
