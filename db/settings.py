@@ -185,10 +185,10 @@ def _secret_key(env: Mapping[str, str]) -> str | None:
 
 def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
     raw = env.get("FORWARDED_ALLOW_IPS")
-    value = "127.0.0.1" if raw is None else raw.strip()
-    if any(c.isspace() for c in value.replace(", ", ",")):
+    items = [item.strip() for item in ("127.0.0.1" if raw is None else raw).split(",")]
+    if any(any(c.isspace() for c in item) for item in items):
         raise SettingsError(f"FORWARDED_ALLOW_IPS must be a comma-separated list, got {raw!r}")
-    return value
+    return ",".join(filter(None, items))
 
 
 def load_settings(
