@@ -69,6 +69,11 @@ class QueueKeys:
         digest = hashlib.sha256(f"{site_id}\0{event_id}".encode()).hexdigest()[:40]
         return f"{self.tag}:seen:{digest}"
 
+    def login_failures(self, scope: str, ident: str) -> str:
+        """Failed sign-ins of one account or one client address (``scope``), in a window."""
+        digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"{self.tag}:login:{scope}:{digest}"
+
     def received(self, minute: int) -> str:
         """Per-minute hash of accepted events, field = site_id (for the live panel)."""
         return f"{self.tag}:received:{minute}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -164,4 +165,95 @@ ROLLUP_TABLES = (
     rollup_hour_users,
     rollup_day_paths,
     rollup_sites,
+)
+
+# ---------------------------------------------------------------- accounts
+#
+# Who may read which site (webapp/auth). Secrets are never stored: session tokens,
+# API keys, share tokens and one-time sign-in tokens are kept as their HMAC-SHA256
+# under SECRET_KEY (64 hex characters); a short prefix of each key is kept for display.
+# No foreign keys: rows of a removed user are deleted with it (db/accounts.py).
+
+HASH_LEN = 64
+EMAIL_MAX = 254
+SecretHash = String(HASH_LEN).with_variant(
+    mysql.CHAR(HASH_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+
+
+def _table(name: str, *columns: Column[Any]) -> Table:
+    """An InnoDB utf8mb4 table of ``metadata`` (every account table)."""
+    return Table(name, metadata, *columns, **MYSQL_TABLE_ARGS)
+
+
+def _at(*names: str, nullable: bool = False) -> list[Column[Any]]:
+    """Timestamp columns (naive UTC)."""
+    return [Column(name, Timestamp, nullable=nullable) for name in names]
+
+
+users = _table(
+    "users",
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(EMAIL_MAX), nullable=False, unique=True),
+    # argon2id encoded hash; '' for an account that has no password yet (first-run link).
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    *_at("created_at"),
+)
+
+# A registered site: registering gives it an owner (events need no registration).
+sites = _table(
+    "sites",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("owner_id", Id, nullable=False, index=True),
+    *_at("created_at"),
+)
+
+site_viewers = _table(
+    "site_viewers",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("user_id", Id, primary_key=True, index=True),
+)
+
+auth_sessions = _table(
+    "auth_sessions",
+    Column("token_hash", SecretHash, primary_key=True),
+    Column("user_id", Id, nullable=False, index=True),
+    *_at("created_at", "last_seen_at", "expires_at"),
+)
+
+api_keys = _table(
+    "api_keys",
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", Id, nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", SecretHash, nullable=False, unique=True),
+    *_at("created_at"),
+    *_at("last_used_at", "revoked_at", nullable=True),
+)
+
+# The sites a key is limited to; a key with no row here reads what its user reads.
+api_key_sites = _table(
+    "api_key_sites",
+    Column("key_id", Id, primary_key=True),
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+)
+
+share_links = _table(
+    "share_links",
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("site_id", String(SITE_ID_MAX), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", SecretHash, nullable=False, unique=True),
+    *_at("created_at"),
+    *_at("revoked_at", nullable=True),
+)
+
+# One-time sign-in links (the first-run link of `analytics serve`): deleted when used.
+login_tokens = _table(
+    "login_tokens",
+    Column("token_hash", SecretHash, primary_key=True),
+    Column("user_id", Id, nullable=False),
+    *_at("expires_at"),
 )

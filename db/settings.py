@@ -25,6 +25,7 @@ N = TypeVar("N", int, float)
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # User-set rows each worker process remembers as committed (db/rollups/membership.py).
 DEFAULT_ROLLUP_CACHE_SIZE = 500_000
+SECRET_KEY_MIN = 32
 
 
 class SettingsError(Exception):
@@ -125,11 +126,26 @@ class Settings:
     redis_wait_replicas: int = 0
     # The shard count before the last change (0: none): its dedupe keys are checked too.
     queue_shards_previous: int = 0
+    # Signs sessions and keys the hashes of API keys, share tokens and session tokens.
+    secret_key: str | None = None
+    # true: every reading endpoint is open, as before accounts existed (intranet installs).
+    public_stats: bool = False
+    # Proxies whose X-Forwarded-* headers are believed, as written (the web parses it).
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def use_tls(self) -> bool:
         """Verified TLS to the database: asked for by a CA file or by FORCE_SSL."""
         return self.force_ssl or self.tidb_ca_path is not None
+
+    def require_secret_key(self) -> str:
+        """SECRET_KEY, for the commands that sign or hash credentials; one clear line if unset."""
+        if self.secret_key is None:
+            raise SettingsError(
+                "SECRET_KEY is not set (at least 32 characters; e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        return self.secret_key
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -166,6 +182,21 @@ def _ca_path(env: Mapping[str, str]) -> Path | None:
     if path is not None and not path.is_file():
         raise SettingsError(f"TIDB_CA_PATH points to {str(path)!r}, which is not a file")
     return path
+
+
+def _secret_key(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("SECRET_KEY") or "").strip()
+    if raw and len(raw) < SECRET_KEY_MIN:
+        raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN} characters long")
+    return raw or None
+
+
+def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
+    raw = env.get("FORWARDED_ALLOW_IPS")
+    items = [item.strip() for item in ("127.0.0.1" if raw is None else raw).split(",")]
+    if any(any(c.isspace() for c in item) for item in items):
+        raise SettingsError(f"FORWARDED_ALLOW_IPS must be a comma-separated list, got {raw!r}")
+    return ",".join(filter(None, items))
 
 
 def load_settings(
@@ -217,6 +248,9 @@ def load_settings(
         queue_shards=_int(env, "QUEUE_SHARDS", 1, 1, 1024),
         redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
         queue_shards_previous=_int(env, "QUEUE_SHARDS_PREVIOUS", 0, 0, 1024),
+        secret_key=_secret_key(env),
+        public_stats=_bool(env, "PUBLIC_STATS", False),
+        forwarded_allow_ips=_forwarded_allow_ips(env),
     )
 
 

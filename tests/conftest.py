@@ -36,6 +36,10 @@ MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
 ROOT = Path(__file__).resolve().parent.parent
+# The shared fixtures keep the pre-accounts behaviour (open stats) so the existing
+# tests assert what they always did; tests/webapp/auth runs with PUBLIC_STATS=false.
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-not-for-production"
+OPEN_STATS = {"SECRET_KEY": TEST_SECRET_KEY, "PUBLIC_STATS": "true"}
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -121,7 +125,7 @@ def queue_name(redis_available: str) -> Iterator[str]:
 
 
 def make_settings(**env: str) -> Settings:
-    return load_settings(environ=env, dotenv_path=None)
+    return load_settings(environ={**OPEN_STATS, **env}, dotenv_path=None)
 
 
 @pytest.fixture
@@ -255,6 +259,7 @@ class LiveServer:
 
 def process_env(settings_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
+    env.update(OPEN_STATS)
     env.update(settings_env)
     env["PYTHONUNBUFFERED"] = "1"
     return env

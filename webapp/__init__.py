@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 
 from db.settings import Settings, load_settings
 from webapp.bridge import GreenFlask
@@ -24,17 +24,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SETTINGS"] = load_settings()
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import api, dashboard, errors, openapi
+    from webapp import api, auth, dashboard, errors, openapi
 
     app.register_blueprint(api.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
+    # Access control: every route classified, forms CSRF-protected, security headers.
+    auth.init_app(app, app.config["SETTINGS"])
 
     errors.register(app)
-
-    @app.after_request
-    def no_sniff(response: Response) -> Response:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
     return app

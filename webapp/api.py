@@ -29,6 +29,7 @@ from db.event import InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp import cors
+from webapp.auth import access
 from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import resources
 
@@ -234,7 +235,9 @@ async def get_timeseries() -> Response:
 
 @bp.get("/sites")
 async def get_sites() -> Response:
-    return json_response({"sites": await _read(stats.sites)})
+    # Only the sites this request may read (webapp.auth.access).
+    found = await access.visible_sites(await _read(stats.sites))
+    return json_response({"sites": found})
 
 
 # ---------------------------------------------------------------- health

@@ -41,6 +41,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.serve import run_web
 
+    settings.require_secret_key()
     return run_web(settings, workers=args.workers, host=args.host, port=args.port)
 
 
@@ -151,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", type=day, default=None, help="first day, YYYY-MM-DD")
     p.add_argument("--to", dest="end", type=day, default=None, help="last day, YYYY-MM-DD")
     p.set_defaults(func=cmd_rebuild_rollups)
+
+    from webapp.accounts_cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

@@ -31,6 +31,7 @@ class Resources:
 
 async def open_resources(app: Flask) -> Resources:
     settings: Settings = app.config["SETTINGS"]
+    settings.require_secret_key()  # signs sessions, hashes credentials: no start without it
     # The web edge's client (Queue.for_web): short timeouts, so with Redis away
     # POST /event answers 503 quickly rather than hang.
     engine = create_engine(settings)

@@ -10,6 +10,7 @@ and stops them all on Ctrl-C.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from db.settings import Settings
+from db.settings import SECRET_KEY_MIN, Settings, SettingsError
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -183,6 +184,34 @@ def _start_embedded_redis(data_dir: Path) -> Any:
     )
 
 
+SECRET_KEY_FILE = "secret_key"
+
+
+def stored_secret_key(data_dir: Path) -> str:
+    """``<data dir>/secret_key``, created (mode 0600) with a new random key the first time."""
+    path = data_dir / SECRET_KEY_FILE
+    if path.is_file():
+        key = path.read_text().strip()
+        if len(key) < SECRET_KEY_MIN:
+            raise SettingsError(f"{path} holds no usable SECRET_KEY: delete it to get a new one")
+        return key
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key + "\n")
+    print(f"Generated a SECRET_KEY into {path.resolve()} (kept for next time)", flush=True)
+    return key
+
+
+def _first_run_link(python: list[str], env: dict[str, str], base_url: str) -> str:
+    """A one-time sign-in link while no account has a password (else '')."""
+    found = subprocess.run(
+        [*python, "users", "first-run", "--base-url", base_url], env=env, capture_output=True
+    )
+    return found.stdout.decode().strip() if found.returncode == 0 else ""
+
+
 def run_all(settings: Settings, *, port: int | None = None) -> int:
     """Embedded services where unset, tables, then web + worker until Ctrl-C."""
     env = dict(os.environ)
@@ -194,6 +223,7 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
     if not settings.database_url_configured:
         env["DATABASE_URL"] = settings.database_url.set(drivername="sqlite").render_as_string()
         print(f"Embedded SQLite database: {settings.database_url.database}", flush=True)
+    env["SECRET_KEY"] = settings.secret_key or stored_secret_key(settings.data_dir)
     if port is not None:
         env["FLASK_PORT"] = str(port)
     bind_port = port or settings.flask_port
@@ -217,12 +247,12 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
         init = subprocess.run([*python, "init-db"], env=env)
         if init.returncode != 0:
             return init.returncode
+        shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
+        link = _first_run_link(python, env, f"http://{shown}:{bind_port}")
         for command in ("worker", "web"):
             children.append(subprocess.Popen([*python, command], env=env, preexec_fn=_detach))
-        shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
-        print(
-            f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)", flush=True
-        )
+        running = f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)"
+        print("\n".join(filter(None, [running, link])), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
         stop()

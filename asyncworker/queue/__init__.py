@@ -37,13 +37,14 @@ from asyncworker.keys import (
 )
 from asyncworker.queue.client import Client, Role, Script, eval_and_wait, make_client
 from asyncworker.queue.client import connection_resets_as_redis_errors as resets_as_errors
+from asyncworker.queue.extras import QueueExtras
 from asyncworker.queue.results import AdoptResult, EnqueueResult, LiveCounts, NotReplicated
 from db.settings import Settings
 
 __all__ = ["AdoptResult", "EnqueueResult", "LiveCounts", "NotReplicated", "Queue", "Role"]
 
 
-class Queue:
+class Queue(QueueExtras):
     """One shard of the queue: its Redis state and every operation on it.
 
     ``shard(i)`` gives the queue of shard ``i`` on the same client; the web edge's
@@ -372,27 +373,3 @@ class Queue:
             "oldest_heartbeat_age_s": round(max(ages.values()), 3) if ages else None,
             "alive": bool(ages),
         }
-
-    # ------------------------------------------------------------ dead letters
-
-    async def dead_letters(self) -> list[bytes]:
-        """Every dead letter, newest first."""
-        return cast("list[bytes]", await self.redis.lrange(self.keys.dead, 0, -1))
-
-    _requeue = Script("requeue")
-
-    async def requeue(self, entry: bytes, raw: bytes) -> bool:
-        """Move one dead letter back onto the queue; False if it was already gone.
-
-        KEYS: the dead-letter list, the queue. Once, even if two requeues race.
-        """
-        return (
-            int(await self._requeue(keys=[self.keys.dead, self.keys.queue], args=[entry, raw])) == 1
-        )
-
-    async def purge(self, entries: list[bytes]) -> int:
-        """Delete these dead letters (each once); how many were still there."""
-        removed = 0
-        for entry in entries:
-            removed += int(await self.redis.lrem(self.keys.dead, 1, entry))  # type: ignore[arg-type]
-        return removed

@@ -11,7 +11,7 @@ import enum
 import functools
 from collections.abc import Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import Any, Protocol, TypeAlias, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
@@ -21,9 +21,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from db.settings import Settings
-
-if TYPE_CHECKING:
-    from asyncworker.queue import Queue
 
 # A Redis client of either kind: the queue uses only commands both route alike.
 Client: TypeAlias = Redis | RedisCluster
@@ -122,6 +119,12 @@ def lua(name: str) -> str:
     return (resources.files("asyncworker") / "lua" / f"{name}.lua").read_text("utf-8")
 
 
+class HasClient(Protocol):
+    """What a :class:`Script` needs of the object it is declared on: its client."""
+
+    redis: Client
+
+
 class Script:
     """A Lua file registered once per queue (so per client), declared beside its accessor.
 
@@ -135,7 +138,7 @@ class Script:
         self.name = name
         self.attr = f"_script_{name}"
 
-    def __get__(self, queue: Queue, owner: type[Queue]) -> AsyncScript:
+    def __get__(self, queue: HasClient, owner: type[HasClient]) -> AsyncScript:
         script: AsyncScript | None = queue.__dict__.get(self.attr)
         if script is None:
             script = queue.redis.register_script(lua(self.name))

@@ -124,3 +124,23 @@ def test_cluster_settings() -> None:
         3,
         1,
     )
+
+
+def test_access_control_defaults() -> None:
+    s = settings()
+    assert s.secret_key is None and s.public_stats is False
+    assert s.forwarded_allow_ips == "127.0.0.1"
+    with pytest.raises(SettingsError, match="SECRET_KEY is not set"):
+        s.require_secret_key()
+
+
+def test_secret_key_and_public_stats() -> None:
+    s = settings(SECRET_KEY="k" * 32, PUBLIC_STATS="true", FORWARDED_ALLOW_IPS="10.0.0.0/8, ::1")
+    assert s.require_secret_key() == "k" * 32 and s.public_stats
+    assert s.forwarded_allow_ips == "10.0.0.0/8,::1"
+    with pytest.raises(SettingsError, match="FORWARDED_ALLOW_IPS"):
+        settings(FORWARDED_ALLOW_IPS="10.0.0.1 10.0.0.2")
+    with pytest.raises(SettingsError, match="at least 32"):
+        settings(SECRET_KEY="short")
+    with pytest.raises(SettingsError, match="PUBLIC_STATS must be true or false"):
+        settings(PUBLIC_STATS="maybe")

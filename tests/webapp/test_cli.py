@@ -123,7 +123,8 @@ def test_serve_runs_everything_embedded(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env.update(FLASK_PORT=str(port), ANALYTICS_DATA_DIR=str(tmp_path / "data"))
-    env.update(FLUSH_INTERVAL_MS="50", PYTHONUNBUFFERED="1")
+    env.update(FLUSH_INTERVAL_MS="50", PYTHONUNBUFFERED="1", PUBLIC_STATS="true")
+    env.pop("SECRET_KEY", None)  # serve generates one into the data directory
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         serve = subprocess.Popen(

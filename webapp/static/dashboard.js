@@ -81,8 +81,14 @@
   // ---- API -----------------------------------------------------------------------------------
   function ApiError(status, message) { this.status = status; this.message = message; }
 
+  // A dashboard opened from a share link sends the link's token with each data call
+  // (a header, so the secret never appears in the data calls' URLs).
+  var shareMeta = document.querySelector('meta[name="analytics-share"]');
+  var apiHeaders = { Accept: "application/json" };
+  if (shareMeta) apiHeaders["X-Share-Token"] = shareMeta.getAttribute("content");
+
   function api(path) {
-    return fetch(path, { headers: { Accept: "application/json" }, cache: "no-store" }).then(
+    return fetch(path, { headers: apiHeaders, cache: "no-store" }).then(
       function (resp) {
         return resp.json().then(function (d) { return d; }, function () { return null; }).then(function (data) {
           if (!resp.ok) {
@@ -373,7 +379,15 @@
     }
   }
 
+  // A user who reads only some sites gets live counts per site, never the whole system's.
+  var ownSitesOnly = !!document.querySelector('meta[name="analytics-scope"]');
+
   function loadLive(gen) {
+    if (!state.site && ownSitesOnly) {
+      ["live-received", "live-queue", "live-worker"].forEach(function (id) { setText($(id), "–"); });
+      setText($("live-scope"), "no site selected");
+      return Promise.resolve(null);
+    }
     var url = "/live" + (state.site ? "?site_id=" + q(state.site) : "");
     setText($("live-scope"), state.site ? "site " + state.site : "all sites");
     return api(url).then(function (d) {

@@ -1,0 +1,100 @@
+"""``analytics users|sites|keys`` and the first run of ``analytics serve``, as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port, process_env, wait_http
+from tests.webapp.test_cli import run_cli
+
+
+def _ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def _add_user(email: str, env: dict[str, str]) -> str:
+    """``users add EMAIL --password-stdin``, the password piped in as a script would."""
+    done = subprocess.run(
+        [sys.executable, "-m", "webapp.cli", "users", "add", email, "--password-stdin"],
+        input="a long enough password\n",
+        env=process_env(env),
+        capture_output=True,
+        text=True,
+    )
+    return _ok(done)
+
+
+def test_account_commands_are_scriptable(sqlite_url: str) -> None:
+    env = {"DATABASE_URL": sqlite_url}
+    _ok(run_cli("init-db", env=env))
+    added = _add_user("Ann@Example.com", env)
+    assert added == "User ann@example.com added (admin)"  # the first user is an admin
+    # No terminal and no --password-stdin: an error, never a prompt.
+    refused = run_cli("users", "add", "bo@example.com", env=env)
+    assert refused.returncode == 1 and "--password-stdin" in refused.stderr
+    _ok(run_cli("sites", "add", "shop", "--owner", "ann@example.com", env=env))
+    _add_user("vi@example.com", env)
+    assert _ok(run_cli("sites", "add-viewer", "shop", "vi@example.com", env=env)).endswith("shop")
+    key = _ok(run_cli("keys", "create", "--user", "ann@example.com", "--site", "shop", env=env))
+    assert re.fullmatch(r"ak_[A-Za-z0-9_-]{43}", key)
+    listing = run_cli("keys", "list", env=env).stdout
+    assert key not in listing and key[:11] in listing and "shop" in listing
+    url = _ok(run_cli("sites", "share", "shop", "--base-url", "https://a.example", env=env))
+    assert re.fullmatch(r"https://a\.example/share/sh_[A-Za-z0-9_-]{43}", url)
+    assert _ok(run_cli("sites", "unshare", "shop", env=env)) == "1 share link(s) of shop revoked"
+    assert _ok(run_cli("keys", "revoke", "1", env=env)) == "Key 1 revoked"
+    assert "shop\tann@example.com" in run_cli("sites", "list", env=env).stdout
+    _ok(run_cli("users", "remove", "ann@example.com", env=env))
+    assert run_cli("users", "list", env=env).stdout.strip() == "vi@example.com\tuser"
+
+
+def test_web_without_a_secret_key_is_one_line(sqlite_url: str) -> None:
+    done = run_cli("web", env={"DATABASE_URL": sqlite_url, "SECRET_KEY": ""})
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error: SECRET_KEY is not set")
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_first_run_prints_a_sign_in_link(tmp_path: Path) -> None:
+    """A fresh machine: serve keeps a generated key and prints a one-time admin link."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    env.pop("SECRET_KEY", None)
+    env.update(FLASK_PORT=str(port), ANALYTICS_DATA_DIR=str(tmp_path / "data"))
+    env.update(PYTHONUNBUFFERED="1", PUBLIC_STATS="false")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "webapp.cli", "serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/healthz", timeout=60)
+            link = re.search(rf"{base}/login/once/\S+", log.read_text())
+            assert link, log.read_text()
+            with httpx.Client() as browser:
+                landed = browser.get(link.group(0), follow_redirects=True)
+                assert landed.status_code == 200 and str(landed.url).endswith("/account")
+                assert browser.get(base + "/stats?site_id=example-site").status_code == 200
+                assert browser.get(link.group(0)).status_code == 404  # used once
+            assert httpx.get(base + "/stats?site_id=example-site").status_code == 401
+        finally:
+            serve.send_signal(signal.SIGINT)
+            assert serve.wait(60) == 0
+    key_file = tmp_path / "data" / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(key_file.read_text().strip()) >= 32
+    assert "Traceback" not in log.read_text()
