@@ -105,6 +105,10 @@ async def remove_user(s: AsyncSession, email: str) -> None:
     user = await user_by_email(s, email)
     if user is None:
         raise AccountError(f"no user with the email {email!r}")
+    if user.is_admin:
+        admins = await s.scalar(select(func.count()).select_from(users).where(users.c.is_admin))
+        if int(admins or 0) <= 1:
+            raise AccountError(f"{email!r} is the last admin: make another admin first")
     keys = select(api_keys.c.id).where(api_keys.c.user_id == user.id)
     await s.execute(delete(api_key_sites).where(api_key_sites.c.key_id.in_(keys)))
     for table in (api_keys, auth_sessions, site_viewers, login_tokens):
@@ -191,6 +195,14 @@ async def create_login_token(s: AsyncSession, token_hash: str, user: User, ttl: 
     await s.execute(
         insert(login_tokens).values(token_hash=token_hash, user_id=user.id, expires_at=expires)
     )
+
+
+async def login_token_valid(s: AsyncSession, token_hash: str) -> bool:
+    """Whether a one-time sign-in token exists and has not expired (nothing is used up)."""
+    row = (
+        await s.execute(select(login_tokens).where(login_tokens.c.token_hash == token_hash))
+    ).first()
+    return row is not None and row.expires_at > utcnow()
 
 
 async def use_login_token(s: AsyncSession, token_hash: str) -> User | None:

@@ -63,13 +63,23 @@ async def login() -> Response:
     return await sessions.start(redirect(target, 303), user)
 
 
-@bp.get("/login/once/<token>")
+@bp.route("/login/once/<token>", methods=["GET", "POST"])
 async def login_once(token: str) -> Response:
-    """A one-time sign-in link (``analytics serve``'s first run, ``users login-link``)."""
+    """A one-time sign-in link (``analytics serve``'s first run, ``users login-link``).
+
+    Opening it shows a button; only the button's POST uses the link up. A GET must not,
+    or a chat app's link preview or a mail scanner fetching it would spend it first.
+    """
+    used_up = _page("login.html", 404, next="/", error="This sign-in link is used or expired.")
+    token_hash = access.hashed(Kind.LOGIN, token)
+    if request.method == "GET":
+        async with resources().sessions() as s:
+            valid = await accounts.login_token_valid(s, token_hash)
+        return _page("login_once.html", action=request.path) if valid else used_up
     async with resources().sessions.begin() as s:
-        user = await accounts.use_login_token(s, access.hashed(Kind.LOGIN, token))
+        user = await accounts.use_login_token(s, token_hash)
     if user is None:
-        return _page("login.html", 404, next="/", error="This sign-in link is used or expired.")
+        return used_up
     return await sessions.start(redirect("/account", 303), user)
 
 

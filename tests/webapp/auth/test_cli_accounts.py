@@ -21,10 +21,10 @@ def _ok(done: subprocess.CompletedProcess[str]) -> str:
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def _add_user(email: str, env: dict[str, str]) -> str:
+def _add_user(email: str, env: dict[str, str], *flags: str) -> str:
     """``users add EMAIL --password-stdin``, the password piped in as a script would."""
     done = subprocess.run(
-        [sys.executable, "-m", "webapp.cli", "users", "add", email, "--password-stdin"],
+        [sys.executable, "-m", "webapp.cli", "users", "add", email, "--password-stdin", *flags],
         input="a long enough password\n",
         env=process_env(env),
         capture_output=True,
@@ -53,8 +53,12 @@ def test_account_commands_are_scriptable(sqlite_url: str) -> None:
     assert _ok(run_cli("sites", "unshare", "shop", env=env)) == "1 share link(s) of shop revoked"
     assert _ok(run_cli("keys", "revoke", "1", env=env)) == "Key 1 revoked"
     assert "shop\tann@example.com" in run_cli("sites", "list", env=env).stdout
+    last = run_cli("users", "remove", "ann@example.com", env=env)
+    assert last.returncode == 1 and "last admin" in last.stderr  # nobody could manage it
+    _add_user("ed@example.com", env, "--admin")
     _ok(run_cli("users", "remove", "ann@example.com", env=env))
-    assert run_cli("users", "list", env=env).stdout.strip() == "vi@example.com\tuser"
+    listing = run_cli("users", "list", env=env).stdout.strip().splitlines()
+    assert sorted(listing) == ["ed@example.com\tadmin", "vi@example.com\tuser"]
 
 
 def test_web_without_a_secret_key_is_one_line(sqlite_url: str) -> None:
@@ -86,10 +90,16 @@ def test_serve_first_run_prints_a_sign_in_link(tmp_path: Path) -> None:
             link = re.search(rf"{base}/login/once/\S+", log.read_text())
             assert link, log.read_text()
             with httpx.Client() as browser:
-                landed = browser.get(link.group(0), follow_redirects=True)
+                page = browser.get(link.group(0))  # a preview's GET uses nothing up
+                assert page.status_code == 200 and browser.get(link.group(0)).status_code == 200
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+                assert token, page.text
+                form = {"csrf_token": token.group(1)}
+                landed = browser.post(link.group(0), data=form, follow_redirects=True)
                 assert landed.status_code == 200 and str(landed.url).endswith("/account")
                 assert browser.get(base + "/stats?site_id=example-site").status_code == 200
-                assert browser.get(link.group(0)).status_code == 404  # used once
+                assert browser.post(link.group(0), data=form).status_code == 404  # used once
+                assert browser.get(link.group(0)).status_code == 404
             assert httpx.get(base + "/stats?site_id=example-site").status_code == 401
         finally:
             serve.send_signal(signal.SIGINT)
