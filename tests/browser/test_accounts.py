@@ -93,6 +93,10 @@ def test_sign_in_create_and_revoke_a_key_sign_out(
     page.fill("#key-name", "browser")
     page.click("#create-key")
     key = page.locator("#new-key").inner_text().strip()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    page.click("button[data-copy='new-key']")
+    expect(page.locator("button[data-copy='new-key']")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()").strip() == key
     bearer = {"Authorization": f"Bearer {key}"}
     assert status(f"{base}/stats?site_id=ann-site", bearer) == 200
     page.goto(base + "/settings/keys")
