@@ -22,7 +22,7 @@ import redis as redis_sync
 
 from db.settings import Settings
 from tests.cluster.system import ClusterSystem, new_env
-from tests.conftest import _unavailable, make_settings, temporary_mariadb
+from tests.conftest import _unavailable, temporary_mariadb
 from tests.helpers import poll_until, wait_until
 
 NODES = 6
@@ -191,23 +191,13 @@ def shards(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 def settings_factory(
-    redis_cluster: LocalCluster, queue_name: str, shards: int, tmp_path: Path
+    settings_factory: Callable[..., Settings], redis_cluster: LocalCluster, shards: int
 ) -> Callable[..., Settings]:
-    """Settings on the cluster, with ``QUEUE_SHARDS`` 1 and 3."""
+    """The suite's settings (tests/conftest.py), on the cluster with ``QUEUE_SHARDS`` 1 and 3."""
 
     def build(database_url: str, **env: str) -> Settings:
-        base = {
-            "REDIS_URL": redis_cluster.url,
-            "REDIS_CLUSTER": "true",
-            "QUEUE_SHARDS": str(shards),
-            "REDIS_QUEUE_NAME": queue_name,
-            "DATABASE_URL": database_url,
-            "ANALYTICS_DATA_DIR": str(tmp_path / "data"),
-            "FLUSH_INTERVAL_MS": "50",
-            "WORKER_HEARTBEAT_TTL": "3",
-        }
-        base.update(env)
-        return make_settings(**base)
+        on_cluster = {"REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true"}
+        return settings_factory(database_url, **{**on_cluster, "QUEUE_SHARDS": str(shards), **env})
 
     return build
 
