@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -118,51 +121,68 @@ def test_worker_waits_for_the_database_instead_of_crashing(
     assert worker.output().count("waiting for Redis and the database") == 1
 
 
-def test_serve_runs_everything_embedded(tmp_path: Path) -> None:
-    """No REDIS_URL, no DATABASE_URL: embedded Redis + SQLite, README example, clean Ctrl-C."""
+@dataclass
+class ServeRun:
+    """An ``analytics serve`` started with no REDIS_URL/DATABASE_URL (embedded services)."""
+
+    base: str
+    log: Path
+    code: int | None = None
+
+
+@contextlib.contextmanager
+def embedded_serve(tmp_path: Path, **env: str) -> Iterator[ServeRun]:
+    """Run ``analytics serve`` in ``tmp_path`` until the block ends, then Ctrl-C it and
+    keep its exit status in ``code``; it answers on ``base`` when the block starts."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.update(FLASK_PORT=str(port), ANALYTICS_DATA_DIR=str(tmp_path / "data"))
-    env.update(FLUSH_INTERVAL_MS="50", PYTHONUNBUFFERED="1", PUBLIC_STATS="true")
-    env.pop("SECRET_KEY", None)  # serve generates one into the data directory
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
+    environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    environ.pop("SECRET_KEY", None)  # serve generates one into the data directory
+    environ.update(FLASK_PORT=str(port), ANALYTICS_DATA_DIR=str(tmp_path / "data"))
+    environ.update(PYTHONUNBUFFERED="1", **env)
+    run = ServeRun(f"http://127.0.0.1:{port}", tmp_path / "serve.log")
+    with open(run.log, "wb") as out:
         serve = subprocess.Popen(
             [sys.executable, "-m", "webapp.cli", "serve"],
-            env=env,
+            env=environ,
             cwd=tmp_path,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
         try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/healthz", timeout=60)
-            event = {
-                "site_id": "example-site",
-                "event_type": "pageview",
-                "path": "/home",
-                "user_id": "user123",
-                "timestamp": "2024-01-15T10:30:00Z",
-            }
-            assert httpx.post(base + "/event", json=event).status_code == 202
-            expected = {
-                "site_id": "example-site",
-                "date": "2024-01-15",
-                "total_views": 1,
-                "unique_users": 1,
-                "top_paths": [{"path": "/home", "views": 1}],
-            }
-            got = poll(
-                lambda: httpx.get(
-                    base + "/stats", params={"site_id": "example-site", "date": "2024-01-15"}
-                ).json(),
-                expected,
-            )
-            assert got == expected
+            wait_http(run.base + "/healthz", timeout=60)
+            yield run
         finally:
             serve.send_signal(signal.SIGINT)
-            code = serve.wait(60)
-    output = log.read_text()
+            run.code = serve.wait(60)
+
+
+def test_serve_runs_everything_embedded(tmp_path: Path) -> None:
+    """No REDIS_URL, no DATABASE_URL: embedded Redis + SQLite, README example, clean Ctrl-C."""
+    with embedded_serve(tmp_path, FLUSH_INTERVAL_MS="50", PUBLIC_STATS="true") as run:
+        base = run.base
+        event = {
+            "site_id": "example-site",
+            "event_type": "pageview",
+            "path": "/home",
+            "user_id": "user123",
+            "timestamp": "2024-01-15T10:30:00Z",
+        }
+        assert httpx.post(base + "/event", json=event).status_code == 202
+        expected = {
+            "site_id": "example-site",
+            "date": "2024-01-15",
+            "total_views": 1,
+            "unique_users": 1,
+            "top_paths": [{"path": "/home", "views": 1}],
+        }
+        got = poll(
+            lambda: httpx.get(
+                base + "/stats", params={"site_id": "example-site", "date": "2024-01-15"}
+            ).json(),
+            expected,
+        )
+        assert got == expected
+    output, code, port = run.log.read_text(), run.code, base.rsplit(":", 1)[1]
     assert code == 0, output
     assert f"open http://127.0.0.1:{port}/" in output
     assert "Worker started and connected successfully!" in output

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import stat
 import subprocess
 import sys
@@ -12,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, process_env, wait_http
-from tests.webapp.test_cli import run_cli
+from tests.conftest import process_env
+from tests.webapp.test_cli import embedded_serve, run_cli
 
 
 def _ok(done: subprocess.CompletedProcess[str]) -> str:
@@ -70,40 +68,23 @@ def test_web_without_a_secret_key_is_one_line(sqlite_url: str) -> None:
 
 def test_serve_first_run_prints_a_sign_in_link(tmp_path: Path) -> None:
     """A fresh machine: serve keeps a generated key and prints a one-time admin link."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    env.pop("SECRET_KEY", None)
-    env.update(FLASK_PORT=str(port), ANALYTICS_DATA_DIR=str(tmp_path / "data"))
-    env.update(PYTHONUNBUFFERED="1", PUBLIC_STATS="false")
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/healthz", timeout=60)
-            link = re.search(rf"{base}/login/once/\S+", log.read_text())
-            assert link, log.read_text()
-            with httpx.Client() as browser:
-                page = browser.get(link.group(0))  # a preview's GET uses nothing up
-                assert page.status_code == 200 and browser.get(link.group(0)).status_code == 200
-                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-                assert token, page.text
-                form = {"csrf_token": token.group(1)}
-                landed = browser.post(link.group(0), data=form, follow_redirects=True)
-                assert landed.status_code == 200 and str(landed.url).endswith("/account")
-                assert browser.get(base + "/stats?site_id=example-site").status_code == 200
-                assert browser.post(link.group(0), data=form).status_code == 404  # used once
-                assert browser.get(link.group(0)).status_code == 404
-            assert httpx.get(base + "/stats?site_id=example-site").status_code == 401
-        finally:
-            serve.send_signal(signal.SIGINT)
-            assert serve.wait(60) == 0
+    with embedded_serve(tmp_path, PUBLIC_STATS="false") as run:
+        base, log = run.base, run.log
+        link = re.search(rf"{base}/login/once/\S+", log.read_text())
+        assert link, log.read_text()
+        with httpx.Client() as browser:
+            page = browser.get(link.group(0))  # a preview's GET uses nothing up
+            assert page.status_code == 200 and browser.get(link.group(0)).status_code == 200
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert token, page.text
+            form = {"csrf_token": token.group(1)}
+            landed = browser.post(link.group(0), data=form, follow_redirects=True)
+            assert landed.status_code == 200 and str(landed.url).endswith("/account")
+            assert browser.get(base + "/stats?site_id=example-site").status_code == 200
+            assert browser.post(link.group(0), data=form).status_code == 404  # used once
+            assert browser.get(link.group(0)).status_code == 404
+        assert httpx.get(base + "/stats?site_id=example-site").status_code == 401
+    assert run.code == 0
     key_file = tmp_path / "data" / "secret_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert len(key_file.read_text().strip()) >= 32
