@@ -4,6 +4,13 @@ Both sides of the queue use it: the web edge validates a request body into an
 :class:`Event` and queues :meth:`Event.to_wire`; the worker reads the message
 back with :func:`decode_wire` (the same rules, so a message some other producer
 pushed is refused with a reason) and stores :meth:`Event.row`.
+
+The web edge also enriches the event (webapp/enrich) and the enqueue script
+sessionizes it: a queued message then carries its :class:`Visit` (visitor, visit,
+the visit's dimensions and its state before and after this event), from which the
+worker derives every visitor and visit figure (db/rollups). The raw ``url``,
+``referrer`` and ``screen_width`` of a request are read at the edge only and never
+queued or stored; what is stored of them is the path, the source and the device.
 """
 
 from __future__ import annotations
@@ -15,8 +22,21 @@ from typing import Any
 
 import orjson
 
-from db.limits import EVENT_ID_MAX, EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
-from db.models import EVENT_COLUMNS
+from db.limits import (
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    PATH_MAX,
+    PROP_KEY_MAX,
+    PROP_VALUE_MAX,
+    PROPS_MAX,
+    REFERRER_MAX,
+    SCREEN_WIDTH_MAX,
+    SITE_ID_MAX,
+    URL_MAX,
+    USER_ID_MAX,
+)
+from db.models import VISIT_DIMENSIONS
+from db.visit import BadVisit, Visit, decode_visit
 
 _MIN_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _WIRE_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -28,7 +48,13 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """A validated, normalized event: UTC-aware timestamp, optional fields possibly None."""
+    """A validated, normalized event: UTC-aware timestamp, optional fields possibly None.
+
+    ``url``, ``referrer`` and ``screen_width`` are the request's, for the web edge's
+    enrichment only (never queued). ``props`` holds custom properties with their values
+    as text. ``visit`` is set once the enqueue script has sessionized the event. ``bot``
+    marks a tracker event from a crawler: counted per site and day, never stored.
+    """
 
     site_id: str
     event_type: str
@@ -36,9 +62,15 @@ class Event:
     user_id: str | None
     timestamp: datetime
     event_id: str | None = None
+    props: dict[str, str] | None = None
+    visit: Visit | None = None
+    bot: bool = False
+    url: str | None = None
+    referrer: str | None = None
+    screen_width: int | None = None
 
-    def to_wire(self) -> bytes:
-        """The bytes pushed to the queue (compact JSON, timestamp in UTC with microseconds)."""
+    def wire_body(self) -> dict[str, Any]:
+        """The queued fields, without ``visit`` (which the enqueue script appends)."""
         body: dict[str, Any] = {
             "site_id": self.site_id,
             "event_type": self.event_type,
@@ -48,12 +80,36 @@ class Event:
         }
         if self.event_id is not None:
             body["event_id"] = self.event_id
+        if self.props:
+            body["props"] = self.props
+        if self.bot:
+            body["bot"] = True
+        return body
+
+    def to_wire(self) -> bytes:
+        """The bytes pushed to the queue (compact JSON, timestamp in UTC with microseconds)."""
+        body = self.wire_body()
+        if self.visit is not None:
+            body["visit"] = self.visit.to_json()
         return orjson.dumps(body)
 
     def row(self) -> dict[str, Any]:
         """Column values for ``events`` (naive UTC, as the DATETIME column stores)."""
-        values = {name: getattr(self, name) for name in EVENT_COLUMNS}
-        values["timestamp"] = self.timestamp.replace(tzinfo=None)
+        visit = self.visit
+        values: dict[str, Any] = {
+            "site_id": self.site_id,
+            "event_type": self.event_type,
+            "path": self.path,
+            "user_id": self.user_id,
+            "timestamp": self.timestamp.replace(tzinfo=None),
+            "visitor_id": visit.visitor if visit else None,
+            "visit_id": visit.id if visit else None,
+            "visit_seq": visit.seq if visit else None,
+            "props": orjson.dumps(self.props).decode() if self.props else None,
+        }
+        dims = visit.dims if visit else {}
+        for name in VISIT_DIMENSIONS:
+            values[name] = dims.get(name)
         return values
 
 
@@ -130,6 +186,60 @@ def parse_timestamp(value: str) -> datetime:
     return parsed
 
 
+def _number_text(value: object) -> str | None:
+    """A JSON number or boolean as breakdowns show it; None for anything else."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        return orjson.dumps(value).decode()
+    return None
+
+
+def _props(data: dict[str, Any]) -> dict[str, str] | None:
+    raw = data.get("props")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise InvalidEvent("props must be an object")
+    if len(raw) > PROPS_MAX:
+        raise InvalidEvent(f"props must have at most {PROPS_MAX} properties")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if not key or len(key) > PROP_KEY_MAX:
+            raise InvalidEvent(f"props keys must be 1 to {PROP_KEY_MAX} characters")
+        text = value if isinstance(value, str) else _number_text(value)
+        if text is None:
+            raise InvalidEvent("props values must be strings, numbers or booleans")
+        if len(text) > PROP_VALUE_MAX:
+            raise InvalidEvent(f"props values must be at most {PROP_VALUE_MAX} characters")
+        out[key] = text
+    return out or None
+
+
+def _screen_width(data: dict[str, Any]) -> int | None:
+    value = data.get("screen_width")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent("screen_width must be an integer")
+    if not 0 <= value <= SCREEN_WIDTH_MAX:
+        raise InvalidEvent(f"screen_width must be between 0 and {SCREEN_WIDTH_MAX}")
+    return value
+
+
+def _timestamp(data: dict[str, Any], received_at: datetime | None) -> datetime:
+    raw_time = data.get("timestamp")
+    if raw_time is None:
+        if received_at is None:
+            raise InvalidEvent("timestamp required")
+        return received_at
+    if not isinstance(raw_time, str) or not raw_time.strip():
+        raise InvalidEvent("timestamp must be an ISO 8601 date-time")
+    return parse_timestamp(raw_time)
+
+
 def validate_event(data: object, received_at: datetime | None) -> Event:
     """Check a decoded JSON body against the API's rules and normalize it.
 
@@ -146,16 +256,23 @@ def validate_event(data: object, received_at: datetime | None) -> Event:
     event_id = _optional_str(data, "event_id", EVENT_ID_MAX)
     if event_id == "":
         raise InvalidEvent("event_id must not be empty")
-    raw_time = data.get("timestamp")
-    if raw_time is None:
-        if received_at is None:
-            raise InvalidEvent("timestamp required")
-        timestamp = received_at
-    elif not isinstance(raw_time, str) or not raw_time.strip():
-        raise InvalidEvent("timestamp must be an ISO 8601 date-time")
-    else:
-        timestamp = parse_timestamp(raw_time)
-    return Event(site_id, event_type, path, user_id, timestamp, event_id)
+    url = _optional_str(data, "url", URL_MAX)
+    referrer = _optional_str(data, "referrer", REFERRER_MAX)
+    screen_width = _screen_width(data)
+    props = _props(data)
+    timestamp = _timestamp(data, received_at)
+    return Event(
+        site_id,
+        event_type,
+        path,
+        user_id,
+        timestamp,
+        event_id,
+        props=props,
+        url=url,
+        referrer=referrer,
+        screen_width=screen_width,
+    )
 
 
 def decode_wire(raw: bytes) -> Event:
@@ -164,4 +281,29 @@ def decode_wire(raw: bytes) -> Event:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidEvent("not valid JSON") from None
-    return validate_event(data, None)
+    event = validate_event(data, None)
+    if event.url is not None or event.referrer is not None or event.screen_width is not None:
+        raise InvalidEvent("url, referrer and screen_width are never queued")
+    bot = data.get("bot", False)
+    if bot is not False and bot is not True:
+        raise InvalidEvent("bot must be a boolean")
+    raw_visit = data.get("visit")
+    try:
+        visit = None if raw_visit is None else decode_visit(raw_visit)
+    except BadVisit as exc:
+        raise InvalidEvent(str(exc)) from None
+    if bot and visit is not None:
+        raise InvalidEvent("a bot's event has no visit")
+    if not bot and visit is None:
+        return event
+    return Event(
+        event.site_id,
+        event.event_type,
+        event.path,
+        event.user_id,
+        event.timestamp,
+        event.event_id,
+        props=event.props,
+        visit=visit,
+        bot=bot,
+    )

@@ -23,10 +23,20 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.dialects import mysql
 
-from db.limits import EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
+from db.limits import (
+    COUNTRY_LEN,
+    EVENT_TYPE_MAX,
+    LABEL_MAX,
+    PATH_MAX,
+    PROPERTY_MAX,
+    SITE_ID_MAX,
+    USER_ID_MAX,
+    VALUE_MAX,
+)
 
 metadata = MetaData()
 
@@ -36,7 +46,53 @@ MYSQL_TABLE_ARGS: dict[str, Any] = {
     "mysql_collate": "utf8mb4_bin",
 }
 
+
+def _table(name: str, *columns: Column[Any]) -> Table:
+    """An InnoDB utf8mb4 table of ``metadata``."""
+    return Table(name, metadata, *columns, **MYSQL_TABLE_ARGS)
+
+
+def _at(*names: str, nullable: bool = False) -> list[Column[Any]]:
+    """Timestamp columns (naive UTC)."""
+    return [Column(name, Timestamp, nullable=nullable) for name in names]
+
+
 Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+DIGEST_LEN = 32
+Digest = String(DIGEST_LEN).with_variant(
+    mysql.CHAR(DIGEST_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
+)
+
+# What a visit is reported by, taken from its first event and stored on each of its
+# events (db/visit.py): acquisition, place and device. ``referrer`` is the referring
+# page without its query string; the *_version columns hold major versions.
+VISIT_DIMENSIONS: tuple[str, ...] = (
+    "source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "country",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+)
+
+
+def _dimension(name: str) -> Column[Any]:
+    if name == "referrer":
+        return Column(name, String(PATH_MAX), nullable=True)
+    if name == "country":
+        return Column(name, String(COUNTRY_LEN), nullable=True)
+    return Column(name, String(LABEL_MAX), nullable=True)
+
+
 # 64-bit on MySQL (ids and counters outgrow 32 bits at millions of events a day);
 # SQLite's INTEGER is 64-bit already and only it autoincrements a primary key.
 BigInt = BigInteger().with_variant(Integer(), "sqlite")
@@ -51,6 +107,14 @@ events = Table(
     Column("path", String(PATH_MAX), nullable=True),
     Column("user_id", String(USER_ID_MAX), nullable=True),
     Column("timestamp", Timestamp, nullable=False),
+    # The visitor (the user_id's digest, or the day's salted hash of address and
+    # User-Agent), the visit (a random id) and the event's place in it: db/visit.py.
+    Column("visitor_id", Digest, nullable=True),
+    Column("visit_id", BigInt, nullable=True),
+    Column("visit_seq", Integer, nullable=True),
+    *[_dimension(name) for name in VISIT_DIMENSIONS],
+    # Custom properties: a JSON object of text values.
+    Column("props", Text, nullable=True),
     Index("ix_events_site_timestamp", "site_id", "timestamp"),
     **MYSQL_TABLE_ARGS,
 )
@@ -90,10 +154,6 @@ ingest_batches = Table(
 ALL_TYPES = 0
 ONE_TYPE = 1
 
-DIGEST_LEN = 32
-Digest = String(DIGEST_LEN).with_variant(
-    mysql.CHAR(DIGEST_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
-)
 Count = BigInt
 Hour = DateTime().with_variant(mysql.DATETIME(), "mysql", "mariadb")
 
@@ -158,6 +218,78 @@ rollup_sites = Table(
     **MYSQL_TABLE_ARGS,
 )
 
+# ---------------------------------------------------------------- visitors and visits
+#
+# A visit's figures are kept under the day (hour) of the visit's first event; event
+# figures under the event's own day. Distinct visitors are counted as the user
+# counters are: an exact set of visitor digests per bucket (``token`` as above) whose
+# new rows add to a ``visitors`` counter.
+
+
+def _visitor_set(name: str, *key: Column[Any]) -> Table:
+    token = Column("token", Count, nullable=False)
+    digest = Column("visitor_hash", Digest, primary_key=True)
+    return Table(
+        name,
+        metadata,
+        Column("site_id", String(SITE_ID_MAX), primary_key=True),
+        *key,
+        digest,
+        token,
+        Index(f"ix_{name}_token", "token"),
+        **MYSQL_TABLE_ARGS,
+    )
+
+
+def _figures(*names: str) -> list[Column[Any]]:
+    return [Column(name, Count, nullable=False) for name in names]
+
+
+# Per site and day: distinct visitors (of events that day), visits that started that
+# day with their bounces and summed duration (µs), pageviews, and bot events refused.
+rollup_day_visits = _table(
+    "rollup_day_visits",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("day", Date, primary_key=True),
+    *_figures("visitors", "visits", "bounces", "duration", "pageviews", "bots"),
+)
+rollup_hour_visits = _table(
+    "rollup_hour_visits",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("hour", Hour, primary_key=True),
+    *_figures("visitors", "visits"),
+)
+rollup_day_visitors = _visitor_set("rollup_day_visitors", Column("day", Date, primary_key=True))
+rollup_hour_visitors = _visitor_set("rollup_hour_visitors", Column("hour", Hour, primary_key=True))
+
+# Breakdowns: per site, day, property (``page``, ``source``, ``props:<key>``, ...) and
+# value (keyed by its digest, stored beside it for display).
+rollup_day_values = _table(
+    "rollup_day_values",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("property", String(PROPERTY_MAX), primary_key=True),
+    Column("value_hash", Digest, primary_key=True),
+    Column("value", String(VALUE_MAX), nullable=False),
+    *_figures("visitors", "visits", "bounces", "duration", "pageviews", "events"),
+)
+rollup_day_value_visitors = _visitor_set(
+    "rollup_day_value_visitors",
+    Column("day", Date, primary_key=True),
+    Column("property", String(PROPERTY_MAX), primary_key=True),
+    Column("value_hash", Digest, primary_key=True),
+)
+# The exit page is the one value a visit can leave: visitors per exit page count the
+# visitors with at least one visit ending there (``visits`` > 0), kept exactly.
+rollup_day_exit_visitors = _table(
+    "rollup_day_exit_visitors",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("value_hash", Digest, primary_key=True),
+    Column("visitor_hash", Digest, primary_key=True),
+    *_figures("visits"),
+)
+
 ROLLUP_TABLES = (
     rollup_days,
     rollup_hours,
@@ -165,6 +297,13 @@ ROLLUP_TABLES = (
     rollup_hour_users,
     rollup_day_paths,
     rollup_sites,
+    rollup_day_visits,
+    rollup_hour_visits,
+    rollup_day_visitors,
+    rollup_hour_visitors,
+    rollup_day_values,
+    rollup_day_value_visitors,
+    rollup_day_exit_visitors,
 )
 
 # ---------------------------------------------------------------- accounts
@@ -179,16 +318,6 @@ EMAIL_MAX = 254
 SecretHash = String(HASH_LEN).with_variant(
     mysql.CHAR(HASH_LEN, charset="ascii", collation="ascii_bin"), "mysql", "mariadb"
 )
-
-
-def _table(name: str, *columns: Column[Any]) -> Table:
-    """An InnoDB utf8mb4 table of ``metadata`` (every account table)."""
-    return Table(name, metadata, *columns, **MYSQL_TABLE_ARGS)
-
-
-def _at(*names: str, nullable: bool = False) -> list[Column[Any]]:
-    """Timestamp columns (naive UTC)."""
-    return [Column(name, Timestamp, nullable=nullable) for name in names]
 
 
 users = _table(

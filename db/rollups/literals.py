@@ -138,13 +138,21 @@ def events_head(conn: AsyncConnection) -> str:
     return head
 
 
+def _value(lit: Literals, value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return lit.string(value)
+    if isinstance(value, datetime):
+        return f"'{value.isoformat(' ', 'microseconds')}'"
+    return str(int(value))
+
+
 def event_values(lit: Literals, batch: Sequence[Event]) -> list[str]:
-    """One ``(…)`` per event, its values in :data:`~db.models.EVENT_COLUMNS` order."""
-    ls = lit.string
-    return [
-        f"({ls(e.site_id)},{ls(e.event_type)},"
-        f"{'NULL' if e.path is None else ls(e.path)},"
-        f"{'NULL' if e.user_id is None else ls(e.user_id)},"
-        f"'{e.timestamp.replace(tzinfo=None).isoformat(' ', 'microseconds')}')"
-        for e in batch
-    ]
+    """One ``(…)`` per event, its values in :data:`~db.models.EVENT_COLUMNS` order
+    (bots are counted, never stored: the caller leaves them out)."""
+    out = []
+    for event in batch:
+        row = event.row()
+        out.append("(" + ",".join(_value(lit, row[name]) for name in EVENT_COLUMNS) + ")")
+    return out

@@ -55,7 +55,11 @@ async def write_rows(
 
 
 async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
-    """The batch's rows into ``events``: one multi-row INSERT (literals on MySQL)."""
+    """The batch's rows into ``events``: one multi-row INSERT (literals on MySQL).
+    Bots' events are counted (db/rollups), never stored."""
+    batch = [event for event in batch if not event.bot]
+    if not batch:
+        return
     lit = await literals_for(conn)
     if lit is None:
         await conn.execute(insert(models.events), [event.row() for event in batch])

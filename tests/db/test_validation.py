@@ -61,7 +61,7 @@ def test_full_event_is_kept_as_sent() -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    assert validate_event(base(extra={"x": 1}, referrer="r"), NOW) == validate_event(base(), NOW)
+    assert validate_event(base(extra={"x": 1}, origin="r"), NOW) == validate_event(base(), NOW)
 
 
 # ---------------------------------------------------------------- required fields
