@@ -17,6 +17,12 @@ import uuid
 
 EVENT_ID_TTL_S = 24 * 3600
 RECEIVED_BUCKET_TTL_S = 15 * 60
+# The longest pause inside a visit (the issue's 30 minutes), and how long a visitor's
+# visit state outlives its last event in wall-clock time (the pause and a margin).
+VISIT_GAP_S = 30 * 60
+VISIT_STATE_TTL_S = VISIT_GAP_S + 5 * 60
+# A day's visitor salt lives 48 hours: yesterday's still continues a visit past midnight.
+SALT_TTL_S = 48 * 3600
 BATCH_MARKER_PREFIX = b"#batch:"
 
 
@@ -68,6 +74,15 @@ class QueueKeys:
     def seen(self, site_id: str, event_id: str) -> str:
         digest = hashlib.sha256(f"{site_id}\0{event_id}".encode()).hexdigest()[:40]
         return f"{self.tag}:seen:{digest}"
+
+    def visit(self, site_id: str, visitor: str) -> str:
+        """A visitor's current visit (a hash): id, events, times, entry/exit, dimensions."""
+        digest = hashlib.sha256(f"{site_id}\0{visitor}".encode()).hexdigest()[:40]
+        return f"{self.tag}:visit:{digest}"
+
+    def salt(self, day: str) -> str:
+        """The visitor salt of a UTC day (``YYYY-MM-DD``); shard 0 holds the salts."""
+        return f"{self.tag}:salt:{day}"
 
     def login_failures(self, scope: str, ident: str) -> str:
         """Failed sign-ins of one account or one client address (``scope``), in a window."""

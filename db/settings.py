@@ -132,6 +132,8 @@ class Settings:
     public_stats: bool = False
     # Proxies whose X-Forwarded-* headers are believed, as written (the web parses it).
     forwarded_allow_ips: str = "127.0.0.1"
+    # A MaxMind/DB-IP City database (.mmdb) for region and city; countries need none.
+    geoip_db: Path | None = None
 
     @property
     def use_tls(self) -> bool:
@@ -251,7 +253,18 @@ def load_settings(
         secret_key=_secret_key(env),
         public_stats=_bool(env, "PUBLIC_STATS", False),
         forwarded_allow_ips=_forwarded_allow_ips(env),
+        geoip_db=_geoip_db(env),
     )
+
+
+def _geoip_db(env: Mapping[str, str]) -> Path | None:
+    raw = (env.get("GEOIP_DB") or "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"GEOIP_DB must name a readable .mmdb file, got {raw!r}")
+    return path
 
 
 def _redis_cluster(env: Mapping[str, str], raw_redis: str) -> bool:

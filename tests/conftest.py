@@ -161,16 +161,25 @@ async def schema(settings: Settings) -> Settings:
     return settings
 
 
-@pytest.fixture
-async def client(schema: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The real ASGI app (bridge, lifespan resources, Flask) in process over httpx."""
-    flask_app = create_app({"SETTINGS": schema, "TESTING": True})
+@contextlib.asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One process's app (bridge, lifespan resources, Flask) over an in-process httpx client."""
+    flask_app = create_app({"SETTINGS": settings, "TESTING": True})
     asgi = make_asgi(flask_app)
     await asgi.on_startup()  # type: ignore[misc]
     transport = httpx.ASGITransport(app=asgi)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            yield http
+    finally:
+        await asgi.on_shutdown()  # type: ignore[misc]
+
+
+@pytest.fixture
+async def client(schema: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The real ASGI app (bridge, lifespan resources, Flask) in process over httpx."""
+    async with app_client(schema) as http:
         yield http
-    await asgi.on_shutdown()  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -65,3 +65,12 @@ def wait_for(
     if not ok:
         raise AssertionError(f"timed out after {timeout}s; last value: {last!r}")
     return last
+
+
+def queued_event(site_id: str = "site", event_id: str | None = None, user_id: str | None = None):  # type: ignore[no-untyped-def]
+    """A minimal validated event for the queue's own tests (sent without a visit)."""
+    from datetime import datetime, timezone
+
+    from db.event import Event
+
+    return Event(site_id, "pageview", "/", user_id, datetime.now(timezone.utc), event_id)

@@ -30,6 +30,9 @@ from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp import cors
 from webapp.auth import access
+from webapp.auth.headers import forwarded_allow
+from webapp.enrich import client_address
+from webapp.enrich.arrival import Salts, enrich
 from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import resources
 
@@ -88,9 +91,18 @@ async def post_event() -> Response:
         event = validate_event(data, datetime.now(timezone.utc))
     except InvalidEvent as exc:
         raise HTTPError(400, str(exc)) from None
-    queue = resources().queue
-    wire, site_id = event.to_wire(), event.site_id
-    outcome = await queue.enqueue_event(wire, site_id, event.user_id, event.event_id)
+    res = resources()
+    today, yesterday = await res.queue.salts(datetime.now(timezone.utc).date())
+    queued, arrival = enrich(
+        event,
+        client_address(
+            request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
+        ),
+        request.headers.get("User-Agent", ""),
+        Salts(today, yesterday),
+        res.geo,
+    )
+    outcome = await res.queue.enqueue_event(queued, arrival)
     if outcome is EnqueueResult.QUEUE_FULL:
         raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
     if outcome is EnqueueResult.UNREPLICATED:

@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from asyncworker.queue import Queue
 from db.engine import create_engine
 from db.settings import Settings
+from webapp import enrich
+from webapp.enrich import GeoDatabase
 
 EXTENSION = "analytics"
 
@@ -27,6 +29,8 @@ class Resources:
     queue: Queue
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # Region and city names (GEOIP_DB); None when not configured.
+    geo: GeoDatabase | None = None
 
 
 async def open_resources(app: Flask) -> Resources:
@@ -34,12 +38,16 @@ async def open_resources(app: Flask) -> Resources:
     settings.require_secret_key()  # signs sessions, hashes credentials: no start without it
     # The web edge's client (Queue.for_web): short timeouts, so with Redis away
     # POST /event answers 503 quickly rather than hang.
+    # Parsing rules load now (about half a second), not on the first event.
+    enrich.load_rules()
+    geo = GeoDatabase(settings.geoip_db) if settings.geoip_db is not None else None
     engine = create_engine(settings)
     res = Resources(
         settings=settings,
         queue=Queue.for_web(settings),
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),
+        geo=geo,
     )
     # A cluster's topology, learnt before requests run concurrently; Redis away at
     # start is no reason not to serve (POST /event answers 503 until it is back).
@@ -54,6 +62,8 @@ async def close_resources(app: Flask) -> None:
     if res is not None:
         await res.queue.close()
         await res.engine.dispose()
+        if res.geo is not None:
+            res.geo.close()
 
 
 def resources() -> Resources:

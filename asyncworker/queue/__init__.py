@@ -29,22 +29,27 @@ from redis.asyncio.cluster import RedisCluster
 
 from asyncworker.keys import (
     BATCH_MARKER_PREFIX,
-    EVENT_ID_TTL_S,
-    RECEIVED_BUCKET_TTL_S,
     QueueKeys,
     new_batch_marker,
-    shard_of,
 )
 from asyncworker.queue.client import Client, Role, Script, eval_and_wait, make_client
-from asyncworker.queue.client import connection_resets_as_redis_errors as resets_as_errors
+from asyncworker.queue.edge import Arrival, QueueEdge
 from asyncworker.queue.extras import QueueExtras
 from asyncworker.queue.results import AdoptResult, EnqueueResult, LiveCounts, NotReplicated
 from db.settings import Settings
 
-__all__ = ["AdoptResult", "EnqueueResult", "LiveCounts", "NotReplicated", "Queue", "Role"]
+__all__ = [
+    "AdoptResult",
+    "Arrival",
+    "EnqueueResult",
+    "LiveCounts",
+    "NotReplicated",
+    "Queue",
+    "Role",
+]
 
 
-class Queue(QueueExtras):
+class Queue(QueueEdge, QueueExtras):
     """One shard of the queue: its Redis state and every operation on it.
 
     ``shard(i)`` gives the queue of shard ``i`` on the same client; the web edge's
@@ -60,6 +65,7 @@ class Queue(QueueExtras):
         self.keys = QueueKeys(settings.queue_name, shard)
         self._shards: dict[int, Queue] = {shard: self}
         self._round_robin = itertools.count()
+        self._salts: dict[str, tuple[bytes | None, float]] = {}
 
     def shard(self, index: int) -> Queue:
         """The queue of shard ``index`` on this client (views share one cache of them)."""
@@ -117,71 +123,6 @@ class Queue(QueueExtras):
         """Raise unless Redis answers (the worker waits for this before it starts)."""
         await self.warm_up()
         await self.redis.ping()
-
-    # ------------------------------------------------------------ web edge
-
-    _enqueue = Script("enqueue")
-
-    async def enqueue_event(
-        self, payload: bytes, site_id: str, user_id: str | None, event_id: str | None
-    ) -> EnqueueResult:
-        """Queue an event on its visitor's shard (see :meth:`shard_for`).
-
-        With ``QUEUE_SHARDS_PREVIOUS`` (for a day after a shard change) an event_id seen
-        on the shard the previous count gave is a DUPLICATE too, so a retry of an event
-        first sent before the change is not stored twice.
-        """
-        queue = self.shard(self.shard_for(site_id, user_id, event_id))
-        previous = self.settings.queue_shards_previous
-        with resets_as_errors(self.redis):
-            if event_id is not None and previous:
-                old = self.shard(self.shard_for(site_id, user_id, event_id, previous))
-                if old is not queue and await self.redis.exists(old.keys.seen(site_id, event_id)):
-                    return EnqueueResult.DUPLICATE
-            return await queue.enqueue(payload, site_id, event_id)
-
-    def shard_for(
-        self, site_id: str, visitor_key: str | None, event_id: str | None, shards: int = 0
-    ) -> int:
-        """The visitor's shard (of ``shards``, default QUEUE_SHARDS); by event_id without a
-        visitor (so retries meet their dedupe key), round robin with neither."""
-        shards = shards or self.settings.queue_shards
-        if visitor_key is not None:
-            return shard_of(site_id, visitor_key, shards)
-        if event_id is not None:
-            return shard_of(site_id, "\0event:" + event_id, shards)
-        return next(self._round_robin) % shards
-
-    async def enqueue(self, payload: bytes, site_id: str, event_id: str | None) -> EnqueueResult:
-        """Queue one event on this shard (KEYS: queue, the event_id's seen key, this
-        minute's counter).
-
-        A repeated ``site_id`` + ``event_id`` within a day is a DUPLICATE (answered as
-        accepted, counted once); past ``MAX_QUEUE_LENGTH`` (per shard) nothing is pushed.
-        With ``REDIS_WAIT_REPLICAS`` the enqueue is followed by WAIT on its connection.
-        """
-        keys = self.keys
-        # Without an event_id the script ignores its dedupe key; any name in the slot will do.
-        seen = keys.seen(site_id, event_id) if event_id else keys.workers
-        args: list[Any] = [
-            payload,
-            self.settings.max_queue_length,
-            site_id,
-            "1" if event_id else "0",
-            EVENT_ID_TTL_S,
-            RECEIVED_BUCKET_TTL_S,
-        ]
-        replicas = self.settings.redis_wait_replicas
-        args.append("1" if replicas else "0")
-        key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
-        if replicas == 0:
-            return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
-        raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
-        result = EnqueueResult(int(raw))
-        # A duplicate's script rewrote its dedupe key, so WAIT covers the original too.
-        if result is not EnqueueResult.QUEUE_FULL and acked < replicas:
-            return EnqueueResult.UNREPLICATED
-        return result
 
     async def length(self) -> int:
         """Events waiting in the queue (for /readyz; the cap is MAX_QUEUE_LENGTH)."""

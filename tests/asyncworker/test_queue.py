@@ -15,6 +15,7 @@ import pytest
 from asyncworker.keys import batch_id_of, new_batch_marker
 from asyncworker.queue import AdoptResult, EnqueueResult, Queue
 from db.settings import Settings
+from tests.helpers import queued_event
 
 WORKER = "host-1-abcd"
 REGISTRATION = b'{"consumers": ["host-1-abcd:0"]}'
@@ -28,17 +29,18 @@ async def queue(settings_factory: Callable[..., Settings], sqlite_url: str) -> A
 
 
 async def test_enqueue_accepts_and_counts_an_event(queue: Queue) -> None:
-    assert await queue.enqueue(b"e1", "site", None) is EnqueueResult.ACCEPTED
-    assert await queue.enqueue(b"e1", "site", None) is EnqueueResult.ACCEPTED  # no event_id
-    assert await queue.redis.lrange(queue.keys.queue, 0, -1) == [b"e1", b"e1"]
+    event = queued_event("site", None)
+    assert await queue.enqueue(event, None) is EnqueueResult.ACCEPTED
+    assert await queue.enqueue(event, None) is EnqueueResult.ACCEPTED  # no event_id
+    assert await queue.redis.lrange(queue.keys.queue, 0, -1) == [event.to_wire()] * 2
     assert await queue.live_counts(5, "site") == (2, 2)
     assert await queue.live_counts(5, None) == (2, 2)
 
 
 async def test_a_repeated_event_id_is_a_duplicate_within_its_ttl(queue: Queue) -> None:
-    assert await queue.enqueue(b"e1", "site", "id-1") is EnqueueResult.ACCEPTED
-    assert await queue.enqueue(b"e1", "site", "id-1") is EnqueueResult.DUPLICATE
-    assert await queue.enqueue(b"e1", "other-site", "id-1") is EnqueueResult.ACCEPTED
+    assert await queue.enqueue(queued_event("site", "id-1"), None) is EnqueueResult.ACCEPTED
+    assert await queue.enqueue(queued_event("site", "id-1"), None) is EnqueueResult.DUPLICATE
+    assert await queue.enqueue(queued_event("other-site", "id-1"), None) is EnqueueResult.ACCEPTED
     assert await queue.length() == 2
     ttl = await queue.redis.ttl(queue.keys.seen("site", "id-1"))
     assert 0 < ttl <= 24 * 3600
@@ -49,15 +51,15 @@ async def test_a_full_queue_refuses_and_pushes_nothing(
     settings_factory: Callable[..., Settings], sqlite_url: str
 ) -> None:
     async with Queue.for_web(settings_factory(sqlite_url, MAX_QUEUE_LENGTH="2")) as queue:
-        for n in range(2):
-            assert await queue.enqueue(b"e%d" % n, "site", None) is EnqueueResult.ACCEPTED
-        assert await queue.enqueue(b"e2", "site", "id-2") is EnqueueResult.QUEUE_FULL
+        for _ in range(2):
+            assert await queue.enqueue(queued_event("site", None), None) is EnqueueResult.ACCEPTED
+        assert await queue.enqueue(queued_event("site", "id-2"), None) is EnqueueResult.QUEUE_FULL
         assert await queue.length() == 2
         assert await queue.live_counts(5, "site") == (2, 2)
         # The refused event_id was not remembered: once there is room it is accepted.
         assert not await queue.redis.exists(queue.keys.seen("site", "id-2"))
         await queue.redis.rpop(queue.keys.queue)
-        assert await queue.enqueue(b"e2", "site", "id-2") is EnqueueResult.ACCEPTED
+        assert await queue.enqueue(queued_event("site", "id-2"), None) is EnqueueResult.ACCEPTED
 
 
 async def test_claim_seals_a_list_once_and_a_second_claim_sees_the_same_marker(

@@ -11,6 +11,7 @@ import pytest
 
 from asyncworker.queue import EnqueueResult, NotReplicated, Queue
 from db.settings import Settings
+from tests.helpers import queued_event
 
 
 async def test_an_event_no_replica_acknowledged_is_never_accepted(
@@ -18,10 +19,10 @@ async def test_an_event_no_replica_acknowledged_is_never_accepted(
 ) -> None:
     settings = settings_factory(sqlite_url, REDIS_WAIT_REPLICAS="1")
     async with Queue.for_web(settings) as queue:
-        outcome = await queue.enqueue_event(b"e", "site", "user", "id-1")
+        outcome = await queue.enqueue_event(queued_event("site", "id-1", "user"), None)
         assert outcome is EnqueueResult.UNREPLICATED
         assert await queue.totals() == (1, 0)  # it is in the queue, and may be stored
-        retry = await queue.enqueue_event(b"e", "site", "user", "id-1")
+        retry = await queue.enqueue_event(queued_event("site", "id-1", "user"), None)
         assert retry is EnqueueResult.UNREPLICATED  # not queued twice, still no 202
         assert await queue.totals() == (1, 0)
 

@@ -17,6 +17,7 @@ from asyncworker.deadletters import dead_letters_command
 from asyncworker.queue import EnqueueResult, Queue
 from db.settings import Settings
 from tests.asyncworker.test_queue import *  # noqa: F403 - the same tests, on the cluster
+from tests.helpers import queued_event
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ async def test_the_shards_spread_over_the_masters_and_sum_up(
 ) -> None:
     async with Queue.for_web(settings_factory(sqlite_url)) as queue:
         for n in range(30):
-            outcome = await queue.enqueue_event(b"e", "site", f"user-{n}", None)
+            outcome = await queue.enqueue_event(queued_event("site", None, f"user-{n}"), None)
             assert outcome is EnqueueResult.ACCEPTED
         lengths = [await q.length() for q in queue.shards()]
         assert sum(lengths) == 30
@@ -47,13 +48,17 @@ async def test_wait_for_one_replica_is_acknowledged_on_a_whole_cluster(
 ) -> None:
     settings = settings_factory(sqlite_url, REDIS_WAIT_REPLICAS="1")
     async with Queue.for_web(settings) as queue:
-        assert await queue.enqueue_event(b"e", "s", None, "id-1") is EnqueueResult.ACCEPTED
-        assert await queue.enqueue_event(b"e", "s", None, "id-1") is EnqueueResult.DUPLICATE
+        assert await queue.enqueue_event(queued_event("s", "id-1"), None) is EnqueueResult.ACCEPTED
+        assert await queue.enqueue_event(queued_event("s", "id-1"), None) is EnqueueResult.DUPLICATE
     settings = settings_factory(sqlite_url, REDIS_WAIT_REPLICAS="2")  # only 1 replica each
     async with Queue.for_web(settings) as queue:
-        assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.UNREPLICATED
+        assert (
+            await queue.enqueue_event(queued_event("s", "id-2"), None) is EnqueueResult.UNREPLICATED
+        )
         # Queued on the master: a retry is not queued again, and not a 202 either.
-        assert await queue.enqueue_event(b"e", "s", None, "id-2") is EnqueueResult.UNREPLICATED
+        assert (
+            await queue.enqueue_event(queued_event("s", "id-2"), None) is EnqueueResult.UNREPLICATED
+        )
         assert (await queue.totals())[0] == 2
 
 
@@ -95,18 +100,18 @@ async def test_after_a_shard_change_a_retry_meets_its_dedupe_key_on_the_old_shar
 ) -> None:
     async with Queue.for_web(settings_factory(sqlite_url)) as before:
         for n in range(20):
-            outcome = await before.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            outcome = await before.enqueue_event(queued_event("s", f"id-{n}", f"user-{n}"), None)
             assert outcome is EnqueueResult.ACCEPTED
     changed = settings_factory(sqlite_url, QUEUE_SHARDS="3", QUEUE_SHARDS_PREVIOUS="1")
     async with Queue.for_web(changed) as after:
         moved = [n for n in range(20) if after.shard_for("s", f"user-{n}", None) != 0]
         assert moved  # some visitors now belong to another shard
         for n in range(20):
-            outcome = await after.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            outcome = await after.enqueue_event(queued_event("s", f"id-{n}", f"user-{n}"), None)
             assert outcome is EnqueueResult.DUPLICATE
         assert await after.totals() == (20, 0)
     # Without the previous count, the moved visitors' retries would be queued again.
     async with Queue.for_web(settings_factory(sqlite_url, QUEUE_SHARDS="3")) as unaware:
         for n in moved:
-            outcome = await unaware.enqueue_event(b"e", "s", f"user-{n}", f"id-{n}")
+            outcome = await unaware.enqueue_event(queued_event("s", f"id-{n}", f"user-{n}"), None)
             assert outcome is EnqueueResult.ACCEPTED

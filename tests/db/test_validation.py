@@ -339,3 +339,89 @@ def test_row_is_naive_utc() -> None:
 def test_poison_on_the_wire(raw: bytes, reason: str) -> None:
     with pytest.raises(InvalidEvent, match=reason):
         decode_wire(raw)
+
+
+# ---------------------------------------------------------------- tracker fields and visits
+
+
+def test_props_values_become_text_and_tracker_fields_are_kept_for_the_edge() -> None:
+    event = validate_event(
+        base(
+            url="https://a.example/x",
+            referrer="https://b.example/",
+            screen_width=0,
+            props={"plan": "pro", "n": 3, "ratio": 0.5, "ok": True, "no": False},
+        ),
+        NOW,
+    )
+    assert event.props == {"plan": "pro", "n": "3", "ratio": "0.5", "ok": "true", "no": "false"}
+    assert (event.url, event.referrer, event.screen_width) == (
+        "https://a.example/x",
+        "https://b.example/",
+        0,
+    )
+    # The edge-only fields never reach the queue; props do.
+    wire = orjson.loads(event.to_wire())
+    assert "url" not in wire and "referrer" not in wire and "screen_width" not in wire
+    assert decode_wire(event.to_wire()).props == event.props
+    assert validate_event(base(props={}), NOW).props is None
+
+
+def _visit_wire(**changes: Any) -> bytes:
+    visit: dict[str, Any] = {
+        "visitor": "0" * 32,
+        "id": "42",
+        "seq": 2,
+        "start": 1_000_000,
+        "dims": {"source": "Google", "device": "Mobile"},
+        "before": [1, 1_000_000, 1_000_000, "/a", "/a"],
+        "after": [2, 1_000_000, 3_000_000, "/a", "/b"],
+    }
+    visit.update(changes)
+    return orjson.dumps({**base(timestamp="2024-01-01T00:00:00Z"), "visit": visit})
+
+
+def test_a_queued_visit_decodes() -> None:
+    event = decode_wire(_visit_wire())
+    assert event.visit is not None
+    assert (event.visit.id, event.visit.seq, event.visit.after.exit) == (42, 2, "/b")
+    assert event.visit.after.duration_us == 2_000_000
+    assert decode_wire(event.to_wire()) == event
+    row = event.row()
+    assert (row["visit_id"], row["visit_seq"], row["source"], row["country"]) == (
+        42,
+        2,
+        "Google",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"visitor": "not-hex"},
+        {"id": "-1"},
+        {"id": 42},
+        {"seq": 1},  # a first event has no state before it
+        {"before": None},
+        {"after": [3, 1_000_000, 3_000_000, "/a", "/b"]},  # events disagree with seq
+        {"after": [2, 3_000_000, 1_000_000, "/a", "/b"]},  # ends before it starts
+        {"dims": {"ip": "1.2.3.4"}},
+        {"dims": {"source": ""}},
+        {"start": -1},
+    ],
+)
+def test_a_malformed_visit_is_poison(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidEvent):
+        decode_wire(_visit_wire(**changes))
+
+
+def test_a_bot_is_queued_without_visit_or_edge_fields() -> None:
+    bot = orjson.loads(_visit_wire())
+    bot["bot"] = True
+    with pytest.raises(InvalidEvent):
+        decode_wire(orjson.dumps(bot))
+    del bot["visit"]
+    assert decode_wire(orjson.dumps(bot)).bot
+    with pytest.raises(InvalidEvent, match="never queued"):
+        decode_wire(orjson.dumps({**bot, "url": "https://a.example/"}))

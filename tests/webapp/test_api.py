@@ -26,9 +26,13 @@ TOO_LARGE = {"error": f"body too large (at most {MAX_BODY} bytes)"}
 
 
 async def queued(redis: Redis, settings: Settings) -> list[dict[str, Any]]:
-    """The queue's contents, oldest first, decoded."""
+    """The queue's contents, oldest first, decoded, without the visit the enqueue script
+    appends (tests/webapp/test_visits_edge.py checks those)."""
     raw = await redis.lrange(settings.queue_name, 0, -1)
-    return [orjson.loads(item) for item in reversed(raw)]
+    items = [orjson.loads(item) for item in reversed(raw)]
+    for item in items:
+        assert isinstance(item.pop("visit"), dict)
+    return items
 
 
 def assert_json_error(response: httpx.Response, status: int, message: str | None = None) -> None:

@@ -28,7 +28,18 @@ from tests.helpers import poll
 
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 JSON = {"content-type": "application/json"}
-LIMITS = {"site_id": 255, "event_type": 255, "path": 500, "user_id": 255, "event_id": 64}
+LIMITS = {
+    "site_id": 255,
+    "event_type": 255,
+    "path": 500,
+    "user_id": 255,
+    "event_id": 64,
+    "url": 2000,
+    "referrer": 2000,
+}
+WIDTH_INT = "screen_width must be an integer"
+WIDTH_RANGE = "screen_width must be between 0 and 100000"
+PROPS_VALUES = "props values must be strings, numbers or booleans"
 MAX_BODY = 64 * 1024
 NOT_JSON = "body is not valid JSON"
 NOT_OBJECT = "body must be a JSON object"
@@ -68,6 +79,7 @@ def _table() -> list[tuple[str, bytes, int, str]]:
     for field in ("site_id", "event_type"):
         cases.append((f"{field} null", body(**{field: None}), 400, f"{field} required"))
         cases.append((f"{field} empty", body(**{field: ""}), 400, f"{field} required"))
+    cases += _tracker_cases()
     cases += [
         ("event_id empty", body(event_id=""), 400, "event_id must not be empty"),
         ("timestamp empty", body(timestamp=""), 400, BAD_TIME),
@@ -143,6 +155,43 @@ def _table() -> list[tuple[str, bytes, int, str]]:
         ),
     ]
     return cases
+
+
+def _tracker_cases() -> list[tuple[str, bytes, int, str]]:
+    """screen_width and props: the tracker's fields that are not strings."""
+    ten = {f"k{n}": n for n in range(10)}
+    return [
+        ("screen_width string", body(screen_width="390"), 400, WIDTH_INT),
+        ("screen_width float", body(screen_width=390.5), 400, WIDTH_INT),
+        ("screen_width true", body(screen_width=True), 400, WIDTH_INT),
+        ("screen_width array", body(screen_width=[390]), 400, WIDTH_INT),
+        ("screen_width negative", body(screen_width=-1), 400, WIDTH_RANGE),
+        ("screen_width over by one", body(screen_width=100_001), 400, WIDTH_RANGE),
+        ("props array", body(props=["a"]), 400, "props must be an object"),
+        ("props string", body(props="a=b"), 400, "props must be an object"),
+        (
+            "props over by one",
+            body(props={**ten, "k10": 1}),
+            400,
+            "props must have at most 10 properties",
+        ),
+        ("props empty key", body(props={"": "x"}), 400, "props keys must be 1 to 300 characters"),
+        (
+            "props key over by one",
+            body(props={"k" * 301: "x"}),
+            400,
+            "props keys must be 1 to 300 characters",
+        ),
+        ("props value null", body(props={"k": None}), 400, PROPS_VALUES),
+        ("props value object", body(props={"k": {"x": 1}}), 400, PROPS_VALUES),
+        ("props value array", body(props={"k": [1]}), 400, PROPS_VALUES),
+        (
+            "props value over by one",
+            body(props={"k": "v" * 2001}),
+            400,
+            "props values must be at most 2000 characters",
+        ),
+    ]
 
 
 TABLE = _table()

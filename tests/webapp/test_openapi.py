@@ -20,6 +20,8 @@ EVENT_FIELDS = {
     "path": limits.PATH_MAX,
     "user_id": limits.USER_ID_MAX,
     "event_id": limits.EVENT_ID_MAX,
+    "url": limits.URL_MAX,
+    "referrer": limits.REFERRER_MAX,
 }
 QUERY_PARAMETERS = {"site_id": limits.SITE_ID_MAX, "event_type": limits.EVENT_TYPE_MAX}
 
@@ -32,6 +34,15 @@ def _document() -> dict[str, Any]:
 def test_event_body_limits_are_the_declared_ones() -> None:
     properties = _document()["components"]["schemas"]["Event"]["properties"]
     assert {name: properties[name]["maxLength"] for name in EVENT_FIELDS} == EVENT_FIELDS
+
+
+def test_tracker_field_limits_are_the_declared_ones() -> None:
+    properties = _document()["components"]["schemas"]["Event"]["properties"]
+    assert properties["screen_width"]["maximum"] == limits.SCREEN_WIDTH_MAX
+    props = properties["props"]
+    assert props["maxProperties"] == limits.PROPS_MAX
+    assert props["additionalProperties"]["oneOf"][0]["maxLength"] == limits.PROP_VALUE_MAX
+    assert f"1 to {limits.PROP_KEY_MAX} characters" in props["description"]
 
 
 def test_query_parameter_limits_are_the_declared_ones() -> None:
