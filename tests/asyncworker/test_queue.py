@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from asyncworker.keys import batch_id_of, new_batch_marker
-from asyncworker.queue import AdoptResult, EnqueueResult, Queue
+from asyncworker.keys import VISIT_STATE_TTL_S, batch_id_of, new_batch_marker
+from asyncworker.queue import AdoptResult, Arrival, EnqueueResult, Queue
+from db.event import decode_wire
 from db.settings import Settings
 from tests.helpers import queued_event
 
@@ -167,3 +168,45 @@ async def test_heartbeats_are_read_from_their_remaining_ttl(queue: Queue) -> Non
         "oldest_heartbeat_age_s": None,
         "alive": False,
     }
+
+
+# ---------------------------------------------------------------- sessionizing
+
+
+def _arrival(visitor: str = "a" * 32, earlier: str | None = None) -> Arrival:
+    return Arrival(visitor, earlier, "address\0agent", {"source": "Google"})
+
+
+async def test_a_visit_advances_only_for_queued_events(
+    settings_factory: Callable[..., Settings], sqlite_url: str
+) -> None:
+    settings = settings_factory(sqlite_url, MAX_QUEUE_LENGTH="1")
+    async with Queue.for_web(settings) as queue:
+        event = queued_event("site", None)
+        assert await queue.enqueue(event, _arrival()) is EnqueueResult.ACCEPTED
+        state_key = queue.keys.visit("site", "a" * 32)
+        state = await queue.redis.hgetall(state_key)
+        assert state[b"n"] == b"1" and state[b"entry"] == b"p/"
+        assert 0 < await queue.redis.pttl(state_key) <= VISIT_STATE_TTL_S * 1000
+        # The queue is full: refused, and the visit is exactly as it was.
+        assert await queue.enqueue(event, _arrival()) is EnqueueResult.QUEUE_FULL
+        assert await queue.redis.hgetall(state_key) == state
+        (raw,) = await queue.redis.lrange(queue.keys.queue, 0, -1)
+        visit = decode_wire(raw).visit
+        assert visit is not None and visit.seq == 1 and visit.dims == {"source": "Google"}
+
+
+async def test_yesterdays_visit_is_continued_and_todays_wins(queue: Queue) -> None:
+    first = queued_event("site", None)
+    assert await queue.enqueue(first, _arrival("b" * 32)) is EnqueueResult.ACCEPTED
+    # Under a new day's id the visitor's open visit (under yesterday's id) continues.
+    assert await queue.enqueue(first, _arrival("c" * 32, "b" * 32)) is EnqueueResult.ACCEPTED
+    # Once today's id has a visit, yesterday's is not looked at.
+    assert await queue.enqueue(first, _arrival("d" * 32)) is EnqueueResult.ACCEPTED
+    assert await queue.enqueue(first, _arrival("d" * 32, "b" * 32)) is EnqueueResult.ACCEPTED
+    raws = await queue.redis.lrange(queue.keys.queue, 0, -1)
+    one, two, three, four = (decode_wire(raw).visit for raw in reversed(raws))
+    assert one and two and three and four
+    assert (two.id, two.seq, two.visitor) == (one.id, 2, "b" * 32)
+    assert three.id != one.id and three.seq == 1 and three.visitor == "d" * 32
+    assert (four.id, four.seq, four.visitor) == (three.id, 2, "d" * 32)
