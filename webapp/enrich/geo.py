@@ -32,12 +32,29 @@ def _public(address: str | None) -> str | None:
     return str(parsed)
 
 
-def country_of(address: str | None) -> str | None:
-    """ISO 3166-1 alpha-2 code (upper case) of a public address, or None. Never raises."""
-    public = _public(address)
-    if public is None:
+def _lookup(address: str) -> str | None:
+    try:
+        return iptocc.country_code(address)
+    except ValueError:
         return None
-    code = iptocc.country_code(public)
+
+
+def country_of(address: str | None) -> str | None:
+    """ISO 3166-1 alpha-2 code (upper case) of a public address, or None. Never raises.
+
+    An address as the web edge passes it (normalized) is looked up as it is: the RIR
+    data holds no private, reserved or documentation block, so only public addresses
+    are found, in well under a microsecond. Other spellings are normalized first (the
+    ``ipaddress`` checks cost tens of microseconds, too much for every event).
+    """
+    if not address:
+        return None
+    code = _lookup(address)
+    if code is None:
+        public = _public(address)
+        if public is None or public == address:
+            return None
+        code = _lookup(public)
     if code is None or code in _NOT_COUNTRIES:
         return None
     return code
