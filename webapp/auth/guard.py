@@ -16,9 +16,10 @@ route of the app is classified, so a view added later cannot be open by mistake.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from urllib.parse import quote
 
-from flask import Response, g, redirect, request
+from flask import Response, current_app, g, redirect, request
 
 from webapp.auth import access
 from webapp.errors import HTTPError
@@ -86,11 +87,20 @@ async def _read_api() -> None:
         raise HTTPError(404, NOT_FOUND)
 
 
-async def check() -> Response | None:
-    """The before-request hook: let the request through, or answer instead of the view."""
+def check() -> Response | None:
+    """The before-request hook: let the request through, or answer instead of the view.
+
+    Synchronous, so that a public request (every ``POST /event``) costs a set lookup and
+    no switch into the event loop; only protected endpoints run the async checks.
+    """
     endpoint = request.endpoint
     if endpoint is None or endpoint in PUBLIC:  # None: routing fails (404/405) by itself
         return None
+    protected: Callable[[str], Response | None] = current_app.ensure_sync(_check_protected)
+    return protected(endpoint)
+
+
+async def _check_protected(endpoint: str) -> Response | None:
     if endpoint in READ_API:
         await _read_api()
         return None
