@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from db import stats
 from db.event import InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
-from webapp import cors
+from webapp import cors, metrics
 from webapp.auth import access
 from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import resources
@@ -83,14 +84,25 @@ def _parse_body() -> object:
 
 @bp.post("/event")
 async def post_event() -> Response:
-    data = _parse_body()
     try:
-        event = validate_event(data, datetime.now(timezone.utc))
+        event = validate_event(_parse_body(), datetime.now(timezone.utc))
     except InvalidEvent as exc:
+        metrics.reject("invalid")
         raise HTTPError(400, str(exc)) from None
+    except HTTPError:
+        metrics.reject("invalid")
+        raise
     queue = resources().queue
     wire, site_id = event.to_wire(), event.site_id
-    outcome = await queue.enqueue_event(wire, site_id, event.user_id, event.event_id)
+    started = time.perf_counter()
+    try:
+        outcome = await queue.enqueue_event(wire, site_id, event.user_id, event.event_id)
+    except (RedisError, OSError):
+        metrics.reject("unavailable")
+        raise
+    finally:
+        metrics.ENQUEUE_SECONDS.observe(time.perf_counter() - started)
+    _count(outcome)
     if outcome is EnqueueResult.QUEUE_FULL:
         raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
     if outcome is EnqueueResult.UNREPLICATED:
@@ -100,6 +112,19 @@ async def post_event() -> Response:
             503, "event not yet replicated, retry later", UNREPLICATED_RETRY_AFTER_S
         )
     return json_response({"status": "accepted"}, 202)
+
+
+_OUTCOMES = {
+    EnqueueResult.ACCEPTED: metrics.ACCEPTED,
+    EnqueueResult.DUPLICATE: metrics.DUPLICATES,
+    EnqueueResult.QUEUE_FULL: metrics.REJECTED.labels("queue_full"),
+    EnqueueResult.UNREPLICATED: metrics.REJECTED.labels("unavailable"),
+}
+
+
+def _count(outcome: EnqueueResult) -> None:
+    """One counter increment per event (a dict lookup and an ``inc``: nothing to await)."""
+    _OUTCOMES[outcome].inc()
 
 
 # ---------------------------------------------------------------- stats
