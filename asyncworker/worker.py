@@ -268,6 +268,12 @@ def _serve_metrics(
         raise StartupError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
 
 
+def _stop_metrics(server: WSGIServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 async def serve_worker(settings: Settings) -> int:
     """Connect (retrying), run until signalled, and return the exit code."""
     loop = asyncio.get_running_loop()
@@ -324,8 +330,6 @@ async def serve_worker(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
+        _stop_metrics(metrics_server)
         await queue.close()
         await engine.dispose()
