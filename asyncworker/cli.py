@@ -79,10 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 def guarded(command: Callable[[Settings], int]) -> int:
     """Load the settings and run ``command``, turning the usual failures into one line.
 
-    Shared with ``analytics``, so both entry points report alike.
+    Shared with ``analytics``, so both entry points report alike; logging is set up
+    here, once the settings (``LOG_FORMAT``) are known to be valid.
     """
     try:
-        return command(load_settings())
+        settings = load_settings()
+        configure_logging(settings.log_format)
+        return command(settings)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -96,5 +99,4 @@ def guarded(command: Callable[[Settings], int]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
     return guarded(lambda settings: run_worker(settings, check_only=args.check))

@@ -20,6 +20,7 @@ import orjson
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from asyncworker import metrics
 from asyncworker.keys import QueueKeys, batch_id_of
 from asyncworker.queue import Queue
 from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
@@ -145,6 +146,7 @@ class BatchProcessor:
         insert a no-op and the acknowledgement checks the marker.
         """
         ctx = self.ctx
+        started = time.perf_counter()
         batch_id = batch_id_of(marker) or "unknown"
         ours = await retry_forever(
             lambda: self.queue.confirm(self.inflight, marker), ctx.redis_state, _redis_transient
@@ -162,6 +164,7 @@ class BatchProcessor:
             except InvalidEvent as exc:
                 log.warning("poison message moved to dead letters: %s: %r", exc, raw[:200])
                 dead.append(dead_letter_entry(raw, str(exc), batch_id))
+        poison = len(dead)
         try:
             if good:  # a batch of only poison (or only a marker) has nothing to store
                 await retry_forever(
@@ -181,6 +184,10 @@ class BatchProcessor:
         await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)
         ctx.dead_lettered += len(dead)
+        metrics.STORED.inc(len(good) - (len(dead) - poison))  # less those the database refused
+        metrics.DEAD_LETTERED.inc(len(dead))
+        metrics.BATCH_EVENTS.observe(len(raws))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     async def _write_one_by_one(
         self, batch_id: str, good: list[Event], raws: list[bytes]

@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 import uuid
+from wsgiref.simple_server import WSGIServer
 
 import orjson
 from redis.exceptions import RedisError
@@ -32,6 +33,7 @@ from asyncworker.consumer import (
     backoff_delay,
 )
 from asyncworker.keys import batch_id_of
+from asyncworker.metrics import start_metrics_server
 from asyncworker.queue import AdoptResult, Queue
 from asyncworker.writer import prune_ledger
 from db import rollups
@@ -253,6 +255,25 @@ class Worker:
         return 1 if crashed else 0
 
 
+def _serve_metrics(
+    settings: Settings, queue: Queue, loop: asyncio.AbstractEventLoop
+) -> WSGIServer | None:
+    """The metrics server when METRICS_PORT is set; a port we cannot bind stops the start."""
+    if not settings.metrics_port:
+        return None
+    try:
+        return start_metrics_server(settings, queue, loop)
+    except OSError as exc:
+        where = f"{settings.flask_host}:{settings.metrics_port}"
+        raise StartupError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
+
+
+def _stop_metrics(server: WSGIServer | None) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 async def serve_worker(settings: Settings) -> int:
     """Connect (retrying), run until signalled, and return the exit code."""
     loop = asyncio.get_running_loop()
@@ -287,7 +308,10 @@ async def serve_worker(settings: Settings) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    metrics_server = None
     try:
+        # Before waiting for the services, so an outage at start shows in the metrics.
+        metrics_server = _serve_metrics(settings, queue, loop)
         if not await connect_with_retry(queue, engine, stopping):
             return 0
         worker = Worker(settings, queue, engine)
@@ -306,5 +330,6 @@ async def serve_worker(settings: Settings) -> int:
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        _stop_metrics(metrics_server)
         await queue.close()
         await engine.dispose()

@@ -9,6 +9,7 @@ plus the worker's tuning knobs.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +27,8 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # User-set rows each worker process remembers as committed (db/rollups/membership.py).
 DEFAULT_ROLLUP_CACHE_SIZE = 500_000
 SECRET_KEY_MIN = 32
+METRICS_TOKEN_MIN = 16
+LOG_FORMATS = ("text", "json")
 
 
 class SettingsError(Exception):
@@ -134,6 +137,14 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1"
     # A MaxMind/DB-IP City database (.mmdb) for region and city; countries need none.
     geoip_db: Path | None = None
+    # Clients (addresses or networks) that may read /metrics without METRICS_TOKEN.
+    metrics_allow_ips: str = "127.0.0.1"
+    # A Bearer token that opens /metrics from anywhere (None: only METRICS_ALLOW_IPS).
+    metrics_token: str | None = None
+    # The worker's own metrics port (0: none); the web edge serves /metrics on its port.
+    metrics_port: int = 0
+    # "text" (human lines) or "json" (one object per line, for log shippers).
+    log_format: str = "text"
 
     @property
     def use_tls(self) -> bool:
@@ -201,6 +212,36 @@ def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
     return ",".join(filter(None, items))
 
 
+def _metrics_allow_ips(env: Mapping[str, str]) -> str:
+    """Addresses or CIDR networks, comma-separated; each checked here, not at the first scrape."""
+    raw = env.get("METRICS_ALLOW_IPS")
+    items = [item.strip() for item in ("127.0.0.1" if raw is None else raw).split(",")]
+    for item in filter(None, items):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"METRICS_ALLOW_IPS must be comma-separated addresses or networks, got {item!r}"
+            ) from None
+    return ",".join(filter(None, items))
+
+
+def _metrics_token(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("METRICS_TOKEN") or "").strip()
+    if raw and (len(raw) < METRICS_TOKEN_MIN or any(c.isspace() for c in raw)):
+        raise SettingsError(
+            f"METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} characters, without spaces"
+        )
+    return raw or None
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    value = (env.get("LOG_FORMAT") or "text").strip().lower()
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT must be text or json, got {env.get('LOG_FORMAT')!r}")
+    return value
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, dotenv_path: str | Path | None = ".env"
 ) -> Settings:
@@ -254,6 +295,10 @@ def load_settings(
         public_stats=_bool(env, "PUBLIC_STATS", False),
         forwarded_allow_ips=_forwarded_allow_ips(env),
         geoip_db=_geoip_db(env),
+        metrics_allow_ips=_metrics_allow_ips(env),
+        metrics_token=_metrics_token(env),
+        metrics_port=_int(env, "METRICS_PORT", 0, 0, 65535),
+        log_format=_log_format(env),
     )
 
 

@@ -24,9 +24,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SETTINGS"] = load_settings()
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import api, auth, dashboard, errors, openapi
+    from webapp import api, auth, dashboard, errors, metrics, openapi
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
     # Access control: every route classified, forms CSRF-protected, security headers.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -25,10 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncworker.queue import EnqueueResult
 from db import stats
-from db.event import InvalidEvent, validate_event
+from db.event import Event, InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
-from webapp import cors
+from webapp import cors, metrics
 from webapp.auth import access
 from webapp.auth.headers import forwarded_allow
 from webapp.enrich import client_address
@@ -84,25 +85,37 @@ def _parse_body() -> object:
         raise HTTPError(400, "body is not valid JSON") from None
 
 
-@bp.post("/event")
-async def post_event() -> Response:
-    data = _parse_body()
-    try:
-        event = validate_event(data, datetime.now(timezone.utc))
-    except InvalidEvent as exc:
-        raise HTTPError(400, str(exc)) from None
+async def _enqueue(event: Event) -> EnqueueResult:
+    """Enrich ``event`` with what the request says of its visitor and queue it."""
     res = resources()
     today, yesterday = await res.queue.salts(datetime.now(timezone.utc).date())
-    queued, arrival = enrich(
-        event,
-        client_address(
-            request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
-        ),
-        request.headers.get("User-Agent", ""),
-        Salts(today, yesterday),
-        res.geo,
+    address = client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
     )
-    outcome = await res.queue.enqueue_event(queued, arrival)
+    user_agent = request.headers.get("User-Agent", "")
+    queued, arrival = enrich(event, address, user_agent, Salts(today, yesterday), res.geo)
+    return await res.queue.enqueue_event(queued, arrival)
+
+
+@bp.post("/event")
+async def post_event() -> Response:
+    try:
+        event = validate_event(_parse_body(), datetime.now(timezone.utc))
+    except InvalidEvent as exc:
+        metrics.reject("invalid")
+        raise HTTPError(400, str(exc)) from None
+    except HTTPError:
+        metrics.reject("invalid")
+        raise
+    started = time.perf_counter()
+    try:
+        outcome = await _enqueue(event)
+    except (RedisError, OSError):
+        metrics.reject("unavailable")
+        raise
+    finally:
+        metrics.ENQUEUE_SECONDS.observe(time.perf_counter() - started)
+    _count(outcome)
     if outcome is EnqueueResult.QUEUE_FULL:
         raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
     if outcome is EnqueueResult.UNREPLICATED:
@@ -112,6 +125,19 @@ async def post_event() -> Response:
             503, "event not yet replicated, retry later", UNREPLICATED_RETRY_AFTER_S
         )
     return json_response({"status": "accepted"}, 202)
+
+
+_OUTCOMES = {
+    EnqueueResult.ACCEPTED: metrics.ACCEPTED,
+    EnqueueResult.DUPLICATE: metrics.DUPLICATES,
+    EnqueueResult.QUEUE_FULL: metrics.REJECTED.labels("queue_full"),
+    EnqueueResult.UNREPLICATED: metrics.REJECTED.labels("unavailable"),
+}
+
+
+def _count(outcome: EnqueueResult) -> None:
+    """One counter increment per event (a dict lookup and an ``inc``: nothing to await)."""
+    _OUTCOMES[outcome].inc()
 
 
 # ---------------------------------------------------------------- stats

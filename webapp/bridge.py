@@ -24,7 +24,7 @@ from a2wsgi.wsgi import build_environ
 from flask import Flask
 
 from db.errors import describe
-from webapp import cors
+from webapp import cors, metrics
 from webapp.errors import JSON, HTTPError, error_body
 
 log = logging.getLogger("webapp")
@@ -143,6 +143,8 @@ class AsgiBridge:
         try:
             body = await self._read_body(scope, receive)
         except HTTPError as exc:
+            if scope.get("path") == "/event" and scope.get("method") == "POST":
+                metrics.reject("too_large" if exc.status == 413 else "invalid")
             await _send_error(send, exc)
             return
         except ClientGone:

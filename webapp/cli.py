@@ -13,7 +13,6 @@ from datetime import date
 
 from asyncworker.cli import guarded, run_worker
 from asyncworker.cli import run_coroutine as _run
-from db.logs import configure_logging
 from db.settings import Settings
 
 
@@ -48,7 +47,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.serve import run_all
 
-    return run_all(settings, port=args.port)
+    return run_all(settings, port=args.port, workers=args.workers)
 
 
 def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
@@ -125,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run web + worker together (embedded Redis/SQLite if unset)")
     p.add_argument("--port", type=int, default=None, help="port (default FLASK_PORT or 5000)")
+    p.add_argument("--workers", type=int, default=1, help="Hypercorn worker processes")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("web", help="serve the API and dashboard with Hypercorn on uvloop")
@@ -161,7 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging()
     return guarded(lambda settings: int(args.func(settings, args)))
 
 

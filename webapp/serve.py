@@ -9,11 +9,14 @@ and stops them all on Ctrl-C.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import FrameType
@@ -41,19 +44,51 @@ def run_web(
     bind_host = host or settings.flask_host
     bind_port = port or settings.flask_port
     config.bind = [f"[{bind_host}]:{bind_port}" if ":" in bind_host else f"{bind_host}:{bind_port}"]
-    config.errorlog = "-"
+    # Hypercorn's lines go through our logging set-up (LOG_FORMAT), not a handler of its
+    # own; a Logger crosses to the spawned workers by name.
+    config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 10
+    metrics_dir = _private_metrics_dir()
     try:
-        return _supervise(config)
+        return _supervise(config, settings.log_format, metrics_dir)
     except OSError as exc:
         print(
             f"error: cannot listen on {bind_host}:{bind_port}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 2
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _supervise(config: Config) -> int:
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _private_metrics_dir() -> str:
+    """A new directory for prometheus_client's multiprocess mode, set for the workers.
+
+    Each Hypercorn worker writes its counters there and ``/metrics`` sums them, so a
+    scrape answered by any worker counts every worker's events. Always a new private
+    directory (removed at exit): files left by an earlier run would be added in again.
+    """
+    path = tempfile.mkdtemp(prefix="analytics-metrics-")
+    os.environ[MULTIPROC_ENV] = path  # inherited by the spawned workers only
+    logging.getLogger("webapp").info("web workers' metrics are summed in %s", path)
+    return path
+
+
+def hypercorn_worker(worker_class: str, log_format: str, **kwargs: Any) -> None:
+    """A spawned Hypercorn worker process: our logging set-up, then Hypercorn's worker."""
+    from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
+
+    from db.logs import configure_logging
+
+    configure_logging(log_format)
+    worker = {"uvloop": uvloop_worker, "asyncio": asyncio_worker}[worker_class]
+    worker(**kwargs)
+
+
+def _supervise(config: Config, log_format: str = "text", metrics_dir: str = "") -> int:
     """Hypercorn's ``run(config)`` for our use, keeping a failed worker's exit status.
 
     Hypercorn 0.18's ``run`` records a worker's non-zero exit, then overwrites it
@@ -68,12 +103,9 @@ def _supervise(config: Config) -> int:
     from multiprocessing import get_context
     from multiprocessing.connection import wait
 
-    from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
-
-    workers = {"uvloop": uvloop_worker, "asyncio": asyncio_worker}
-    if config.worker_class not in workers:
+    if config.worker_class not in ("uvloop", "asyncio"):
         raise ValueError(f"unsupported Hypercorn worker class {config.worker_class!r}")
-    worker = workers[config.worker_class]
+    worker = (config.worker_class, log_format)
     sockets = config.create_sockets()
     ctx = get_context("spawn")
     shutdown = ctx.Event()
@@ -98,7 +130,9 @@ def _supervise(config: Config) -> int:
                 signal.signal(restart, ask("restart"))
             wait([proc.sentinel for proc in procs])
             shutdown.set()
-            code = _outcome(_join_all(procs, config.graceful_timeout + 5), asked)
+            codes = _join_all(procs, config.graceful_timeout + 5)
+            _mark_dead(procs, metrics_dir)
+            code = _outcome(codes, asked)
             if code is not None:
                 return code
             # A restart: only the restart request is forgotten, so a stop that came
@@ -125,7 +159,19 @@ def _outcome(codes: list[int], asked: set[str]) -> int | None:
     return None
 
 
-def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -> list[Any]:
+def _mark_dead(procs: list[Any], metrics_dir: str) -> None:
+    """Tell prometheus_client that these workers are gone (their live gauges drop out;
+    their counters stay in the sums, as counters must)."""
+    if metrics_dir:
+        from prometheus_client import multiprocess
+
+        for proc in procs:
+            multiprocess.mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
+
+
+def _spawn(
+    ctx: Any, worker: tuple[str, str], config: Config, sockets: Any, shutdown: Any
+) -> list[Any]:
     """Start ``config.workers`` Hypercorn workers, as Hypercorn's own ``run`` does.
 
     They inherit an ignored SIGINT: Ctrl-C in a terminal reaches the whole process
@@ -133,7 +179,10 @@ def _spawn(ctx: Any, worker: Any, config: Config, sockets: Any, shutdown: Any) -
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kwargs = {"config": config, "sockets": sockets, "shutdown_event": shutdown}
-    procs = [ctx.Process(target=worker, kwargs=kwargs) for _ in range(config.workers)]
+    procs = [
+        ctx.Process(target=hypercorn_worker, args=worker, kwargs=kwargs)
+        for _ in range(config.workers)
+    ]
     for proc in procs:
         proc.start()
     return procs
@@ -212,7 +261,7 @@ def _first_run_link(python: list[str], env: dict[str, str], base_url: str) -> st
     return found.stdout.decode().strip() if found.returncode == 0 else ""
 
 
-def run_all(settings: Settings, *, port: int | None = None) -> int:
+def run_all(settings: Settings, *, port: int | None = None, workers: int = 1) -> int:
     """Embedded services where unset, tables, then web + worker until Ctrl-C."""
     env = dict(os.environ)
     embedded = None
@@ -249,8 +298,8 @@ def run_all(settings: Settings, *, port: int | None = None) -> int:
             return init.returncode
         shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
         link = _first_run_link(python, env, f"http://{shown}:{bind_port}")
-        for command in ("worker", "web"):
-            children.append(subprocess.Popen([*python, command], env=env, preexec_fn=_detach))
+        for command in (["worker"], ["web", "--workers", str(workers)]):
+            children.append(subprocess.Popen([*python, *command], env=env, preexec_fn=_detach))
         running = f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)"
         print("\n".join(filter(None, [running, link])), flush=True)
         while all(child.poll() is None for child in children):

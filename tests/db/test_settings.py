@@ -24,6 +24,8 @@ def test_defaults() -> None:
     assert s.database_url.database.endswith("analytics.db")
     assert (s.worker_concurrency, s.batch_size, s.flush_interval_ms) == (4, 500, 200)
     assert s.max_queue_length == 1_000_000
+    assert (s.metrics_allow_ips, s.metrics_token, s.metrics_port) == ("127.0.0.1", None, 0)
+    assert s.log_format == "text"
     assert not s.use_tls
 
 
@@ -73,6 +75,11 @@ def test_sqlite_url_uses_aiosqlite() -> None:
         ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER=true needs a redis:// or rediss://"),
         ({"QUEUE_SHARDS": "0"}, "QUEUE_SHARDS must be between 1 and 1024, got 0"),
         ({"REDIS_WAIT_REPLICAS": "-1"}, "REDIS_WAIT_REPLICAS must be between 0 and 16"),
+        ({"METRICS_ALLOW_IPS": "127.0.0.1,localhost"}, "got 'localhost'"),
+        ({"METRICS_ALLOW_IPS": "10.0.0.0/33"}, "METRICS_ALLOW_IPS must be comma-separated"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16 characters"),
+        ({"METRICS_PORT": "65536"}, "METRICS_PORT must be between 0 and 65535"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be text or json, got 'xml'"),
     ],
 )
 def test_bad_settings_fail_with_one_clear_message(env: dict[str, str], message: str) -> None:

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +71,8 @@ def test_init_db_adopts_the_original_apps_table(mariadb_url: str) -> None:
         (["worker"], {"DATABASE_URL": "postgresql://h/db"}, "error: DATABASE_URL must be a"),
         (["init-db"], {"DATABASE_URL": "mysql://root@127.0.0.1:1/x"}, "error: OperationalError"),
         (["serve"], {"WORKER_CONCURRENCY": "0"}, "error: WORKER_CONCURRENCY must be between"),
+        (["worker"], {"LOG_FORMAT": "xml"}, "error: LOG_FORMAT must be text or json, got 'xml'"),
+        (["web"], {"LOG_FORMAT": "JSONL"}, "error: LOG_FORMAT must be text or json"),
         (
             ["worker"],
             {"DATABASE_URL": "mysql://root@127.0.0.1:3306/no_such_database_here"},
@@ -131,9 +133,12 @@ class ServeRun:
 
 
 @contextlib.contextmanager
-def embedded_serve(tmp_path: Path, **env: str) -> Iterator[ServeRun]:
-    """Run ``analytics serve`` in ``tmp_path`` until the block ends, then Ctrl-C it and
-    keep its exit status in ``code``; it answers on ``base`` when the block starts."""
+def embedded_serve(
+    tmp_path: Path, serve_args: Sequence[str] = (), **env: str
+) -> Iterator[ServeRun]:
+    """Run ``analytics serve [serve_args]`` in ``tmp_path`` until the block ends, then
+    Ctrl-C it and keep its exit status in ``code``; it answers on ``base`` when the block
+    starts."""
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     environ.pop("SECRET_KEY", None)  # serve generates one into the data directory
@@ -142,7 +147,7 @@ def embedded_serve(tmp_path: Path, **env: str) -> Iterator[ServeRun]:
     run = ServeRun(f"http://127.0.0.1:{port}", tmp_path / "serve.log")
     with open(run.log, "wb") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "webapp.cli", "serve"],
+            [sys.executable, "-m", "webapp.cli", "serve", *serve_args],
             env=environ,
             cwd=tmp_path,
             stdout=out,

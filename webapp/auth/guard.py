@@ -8,6 +8,8 @@
 * ``READ_PAGE``: the dashboard. No credential: a redirect to the sign-in page.
 * ``ACCOUNT``: the pages that manage sites, keys, links and the account: a signed-in
   session only (never a key or a share link).
+* ``METRICS``: ``/metrics`` for Prometheus: a client in ``METRICS_ALLOW_IPS`` or with
+  ``METRICS_TOKEN``, else ``403`` (no account can open it: scrapers have none).
 
 An endpoint in none of them is refused (fail closed), and a test checks that every
 route of the app is classified, so a view added later cannot be open by mistake.
@@ -21,6 +23,7 @@ from urllib.parse import quote
 
 from flask import Response, current_app, g, redirect, request
 
+from webapp import metrics
 from webapp.auth import access
 from webapp.errors import HTTPError
 
@@ -58,7 +61,8 @@ ACCOUNT = frozenset(
         "manage.revoke_key",
     }
 )
-CLASSIFIED = PUBLIC | READ_API | READ_PAGE | ACCOUNT
+METRICS = frozenset({"metrics.metrics"})
+CLASSIFIED = PUBLIC | READ_API | READ_PAGE | ACCOUNT | METRICS
 
 NOT_FOUND = "site not found"
 
@@ -114,5 +118,8 @@ async def _check_protected(endpoint: str) -> Response | None:
     if endpoint in ACCOUNT:
         g.user = await access.session_user()
         return None if g.user is not None else to_login()
+    if endpoint in METRICS:
+        metrics.check_access()
+        return None
     log.error("endpoint %r has no access rule; refused", endpoint)
     raise HTTPError(403, "forbidden")
