@@ -76,6 +76,9 @@ class ForwardedAllow:
     addresses: frozenset[IPAddress] = frozenset()
     networks: tuple[IPNetwork, ...] = ()
     literals: frozenset[str] = frozenset()
+    # The addresses in their normalized spelling: a peer spelled so is trusted without
+    # parsing it (the common case, a proxy on 127.0.0.1, costs a set lookup).
+    spellings: frozenset[str] = frozenset()
 
     @classmethod
     def parse(cls, value: str = "127.0.0.1") -> ForwardedAllow:
@@ -102,7 +105,8 @@ class ForwardedAllow:
                 literals.add(item)
             else:
                 addresses.add(address)
-        return cls(False, frozenset(addresses), tuple(networks), frozenset(literals))
+        spellings = frozenset(str(address) for address in addresses)
+        return cls(False, frozenset(addresses), tuple(networks), frozenset(literals), spellings)
 
     def trusts(self, host: str | None) -> bool:
         """Whether ``host`` (a peer or a header entry) is one of the allowed proxies."""
@@ -110,12 +114,18 @@ class ForwardedAllow:
             return True
         if not host:
             return False
+        return self.judge(host)[0]
+
+    def judge(self, host: str) -> tuple[bool, IPAddress | None]:
+        """Whether ``host`` is an allowed proxy, and its parsed address when it was parsed
+        (so that the caller need not parse it again)."""
+        if host in self.spellings:
+            return True, None
         address = parse_address(host)
         if address is None:
-            return host.strip() in self.literals
-        if address in self.addresses:
-            return True
-        return any(address in network for network in self.networks)
+            return host.strip() in self.literals, None
+        trusted = address in self.addresses or any(address in net for net in self.networks)
+        return trusted, address
 
 
 def client_address(
@@ -126,14 +136,22 @@ def client_address(
     ``peer`` is the socket's remote address, ``x_forwarded_for`` the raw header (several
     headers joined with commas, as HTTP allows). Never raises on any input.
     """
-    peer_address = normalize_address(peer)
     if x_forwarded_for is None or not allow.trusts(peer):
-        return peer_address
+        return normalize_address(peer)
     hosts = [host.strip() for host in x_forwarded_for.split(",")]
-    chosen = hosts[0]
-    if not allow.any_peer:
-        chosen = next((host for host in reversed(hosts) if not allow.trusts(host)), hosts[0])
+    if allow.any_peer:
+        chosen = hosts[0]
+    else:
+        # The nearest address that is not one of the proxies (each parsed once).
+        for host in reversed(hosts):
+            if not host:
+                # uvicorn keeps the peer when the header yields nothing (its issue 1068).
+                return normalize_address(peer)
+            trusted, address = allow.judge(host)
+            if not trusted:
+                return None if address is None else str(address)
+        chosen = hosts[0]
     if not chosen:
         # uvicorn keeps the peer when the header yields nothing (its issue 1068).
-        return peer_address
+        return normalize_address(peer)
     return normalize_address(chosen)

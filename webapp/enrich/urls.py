@@ -77,6 +77,8 @@ def clean_path(path: str) -> str:
 def _utm_values(query: str) -> dict[str, str]:
     """The first non-empty value of each ``utm_*`` key, stripped and cut to 255."""
     found: dict[str, str] = {}
+    if "%" not in query and "utm" not in query.lower():
+        return found  # no key can be a utm_* one: skip parsing (most page views)
     for key, value in parse_qsl(query, keep_blank_values=False, errors="replace"):
         name = key.strip().lower()
         text = clean_text(value, UTM_MAX_CHARS)
