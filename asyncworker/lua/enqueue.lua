@@ -1,36 +1,32 @@
--- Enqueue one event at the web edge, at most once per event_id, never past the cap, and
--- (with KEYS[4] and KEYS[5]) sessionize it: continue or open its visitor's visit and
--- append the visit to the message (db/visit.py documents the format).
--- Returns 1 accepted, 0 duplicate of an event_id accepted within the TTL, -1 queue full
--- (and then nothing is written: no visit advances for an event that was not queued).
-local queue = KEYS[1]        -- the queue list
-local seen = KEYS[2]         -- the event_id's dedupe key (any key of the slot if none)
-local received = KEYS[3]     -- this minute's hash of accepted events per site
-local visit_key = KEYS[4]    -- the visitor's visit state under today's visitor id
-local earlier_key = KEYS[5]  -- the same under yesterday's id (= KEYS[4] if none)
-local payload = ARGV[1]      -- the event in its wire format (sessionized: without its final '}')
-local max_length = tonumber(ARGV[2])
-local site_id = ARGV[3]
-local dedupe = ARGV[4]       -- "1" when the event carries an event_id
-local seen_ttl = tonumber(ARGV[5])
-local received_ttl = tonumber(ARGV[6])
-local waited = ARGV[7]       -- "1" when the caller WAITs for replicas after this script
-local ts = tonumber(ARGV[8])          -- the event's time, integer microseconds
-local visitor = ARGV[9]               -- today's visitor id (32 hex)
-local new_id = ARGV[10]               -- the id of the visit this event opens, if it does
-local dims = ARGV[11]                 -- the visit dimensions (a JSON object), if it opens one
-local page = ARGV[12]                 -- "p" .. path for a pageview, "" otherwise
-local gap = tonumber(ARGV[13])        -- the longest pause inside a visit, microseconds
-local state_ttl = tonumber(ARGV[14])  -- how long a visit's state is kept, milliseconds
+-- Enqueue a group of events at the web edge (one request's, or several requests' that
+-- arrived together): each at most once per event_id, never past the cap, and each
+-- sessionized when asked: its visitor's visit is continued or opened and appended to
+-- the message (db/visit.py documents the format).
+-- Returns -1 when the group does not fit under the cap (then nothing is written: no visit
+-- advances for an event that was not queued), else one result per event: 1 accepted,
+-- 0 duplicate of an event_id accepted within the TTL.
+--
+-- KEYS[1]                      the queue list
+-- KEYS[2]                      this minute's hash of accepted events per site
+-- KEYS[3 + 3*(i-1)]            event i's dedupe key (any key of the slot if it has no event_id)
+-- KEYS[4 + 3*(i-1)]            its visitor's visit state under today's visitor id
+-- KEYS[5 + 3*(i-1)]            the same under yesterday's id (= the previous key if none)
+-- ARGV[1..6]                   max_length, seen_ttl, received_ttl, waited ("1" when the
+--                              caller WAITs for replicas after this script), the longest
+--                              pause inside a visit (microseconds), the state's TTL (ms)
+-- ARGV[7 + 9*(i-1) ..]         event i: payload (when sessionized, without its final '}'),
+--                              site_id, dedupe ("1": it has an event_id), sessionize ("1"),
+--                              time (microseconds), visitor id, the id of the visit it opens
+--                              if it does, the visit dimensions (JSON object) if it opens one,
+--                              "p" .. path for a pageview or ""
+local queue, received = KEYS[1], KEYS[2]
+local max_length = tonumber(ARGV[1])
+local seen_ttl, received_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local waited = ARGV[4]
+local gap, state_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n_events = (#ARGV - 6) / 9
 
-if redis.call('LLEN', queue) >= max_length then return -1 end
-if dedupe == '1' then
-  if not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
-    -- A write (the same TTL again), so that the caller's WAIT covers the original's push.
-    if waited == '1' then redis.call('PEXPIRE', seen, math.max(redis.call('PTTL', seen), 1)) end
-    return 0
-  end
-end
+if redis.call('LLEN', queue) + n_events > max_length then return -1 end
 
 local function num(x) return string.format('%.0f', x) end
 local function page_json(p) if p then return cjson.encode(string.sub(p, 2)) end return 'null' end
@@ -38,9 +34,10 @@ local function state_json(n, first, last, entry, exit)
   return '[' .. num(n) .. ',' .. num(first) .. ',' .. num(last) .. ',' ..
     page_json(entry) .. ',' .. page_json(exit) .. ']'
 end
+local fields = {'id', 'n', 'first', 'last', 'start', 'entry', 'exit', 'dims', 'visitor'}
 
-if visit_key then
-  local fields = {'id', 'n', 'first', 'last', 'start', 'entry', 'exit', 'dims', 'visitor'}
+-- Continue or open the visit of an event at time ts; returns its ',"visit":{...}}' tail.
+local function sessionize(visit_key, earlier_key, ts, visitor, new_id, dims, page)
   local key = visit_key
   local s = redis.call('HMGET', key, unpack(fields))
   if not s[1] and earlier_key ~= visit_key then
@@ -67,12 +64,32 @@ if visit_key then
     'start', num(start), 'dims', dims, 'visitor', visitor)
   if entry then redis.call('HSET', key, 'entry', entry, 'exit', exit) end
   redis.call('PEXPIRE', key, state_ttl)
-  payload = payload .. ',"visit":{"visitor":"' .. visitor .. '","id":"' .. id ..
+  return ',"visit":{"visitor":"' .. visitor .. '","id":"' .. id ..
     '","seq":' .. num(n) .. ',"start":' .. num(start) .. ',"dims":' .. dims ..
     ',"before":' .. before .. ',"after":' .. state_json(n, first, last, entry, exit) .. '}}'
 end
 
-redis.call('LPUSH', queue, payload)
-redis.call('HINCRBY', received, site_id, 1)
+local results = {}
+for i = 1, n_events do
+  local k, a = 3 + 3 * (i - 1), 7 + 9 * (i - 1)
+  local seen, payload, site_id = KEYS[k], ARGV[a], ARGV[a + 1]
+  local fresh = true
+  if ARGV[a + 2] == '1' and not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
+    -- A write (the same TTL again), so that the caller's WAIT covers the original's push.
+    if waited == '1' then redis.call('PEXPIRE', seen, math.max(redis.call('PTTL', seen), 1)) end
+    fresh = false
+  end
+  if fresh then
+    if ARGV[a + 3] == '1' then
+      payload = payload .. sessionize(KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[a + 4]),
+        ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+    end
+    redis.call('LPUSH', queue, payload)
+    redis.call('HINCRBY', received, site_id, 1)
+    results[i] = 1
+  else
+    results[i] = 0
+  end
+end
 redis.call('EXPIRE', received, received_ttl)
-return 1
+return results

@@ -66,6 +66,7 @@ class Queue(QueueEdge, QueueExtras):
         self._shards: dict[int, Queue] = {shard: self}
         self._round_robin = itertools.count()
         self._salts: dict[str, tuple[bytes | None, float]] = {}
+        self._coalescer = None
 
     def shard(self, index: int) -> Queue:
         """The queue of shard ``index`` on this client (views share one cache of them)."""

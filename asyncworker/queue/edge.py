@@ -14,10 +14,11 @@ within that minute.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ from asyncworker.keys import (
 )
 from asyncworker.queue.client import Client, Script, eval_and_wait
 from asyncworker.queue.client import connection_resets_as_redis_errors as resets_as_errors
+from asyncworker.queue.coalesce import Coalescer
 from asyncworker.queue.results import EnqueueResult
 from db.event import Event
 from db.settings import Settings
@@ -63,6 +65,12 @@ class Arrival:
     dims: Mapping[str, str]
 
 
+Queued = tuple[Event, Arrival | None]
+# Events of one script call at most (a group of concurrent requests, or one shard's part
+# of a POST /events body): bounds the script's run time, during which Redis does nothing else.
+GROUP_LIMIT = 1000
+
+
 class QueueEdge:
     """Enqueueing at the web edge and the visitor salts."""
 
@@ -71,6 +79,7 @@ class QueueEdge:
     settings: Settings
     _round_robin: itertools.count[int]
     _salts: dict[str, tuple[bytes | None, float]]
+    _coalescer: Coalescer[Queued, EnqueueResult] | None
 
     def shard(self, index: int) -> Queue:
         raise NotImplementedError
@@ -79,22 +88,57 @@ class QueueEdge:
 
     async def enqueue_event(self, event: Event, arrival: Arrival | None) -> EnqueueResult:
         """Queue an event on its visitor's shard (see :meth:`shard_for`), sessionized when
-        ``arrival`` is given (bots' events are queued without a visit).
+        ``arrival`` is given (bots' events are queued without a visit), in one script call
+        with whatever other events of this process are waiting for the same shard.
 
         With ``QUEUE_SHARDS_PREVIOUS`` (for a day after a shard change) an event_id seen
         on the shard the previous count gave is a DUPLICATE too, so a retry of an event
         first sent before the change is not stored twice.
         """
-        site_id, event_id = event.site_id, event.event_id
+        queue = self._shard_of(event, arrival)
+        if await self._seen_before_change(event, arrival, queue):
+            return EnqueueResult.DUPLICATE
+        coalescer = queue._coalescer
+        if coalescer is None:
+            coalescer = queue._coalescer = Coalescer(queue.enqueue_group, GROUP_LIMIT)
+        return await coalescer.submit((event, arrival))
+
+    async def enqueue_many(self, items: Sequence[Queued]) -> list[EnqueueResult]:
+        """Queue a batch (``POST /events``): one script call per shard, all of a shard's
+        events or none of them; results in the order of ``items``."""
+        results: list[EnqueueResult | None] = [None] * len(items)
+        by_shard: dict[int, list[int]] = {}
+        for index, (event, arrival) in enumerate(items):
+            queue = self._shard_of(event, arrival)
+            if await self._seen_before_change(event, arrival, queue):
+                results[index] = EnqueueResult.DUPLICATE
+            else:
+                by_shard.setdefault(queue.keys.shard, []).append(index)
+
+        async def one_shard(shard: int, indexes: list[int]) -> None:
+            found = await self.shard(shard).enqueue_group([items[i] for i in indexes])
+            for index, result in zip(indexes, found, strict=True):
+                results[index] = result
+
+        await asyncio.gather(*(one_shard(s, found) for s, found in by_shard.items()))
+        return [EnqueueResult.DUPLICATE if r is None else r for r in results]
+
+    def _shard_of(self, event: Event, arrival: Arrival | None) -> Queue:
         key = arrival.shard_key if arrival is not None else event.user_id
-        queue = self.shard(self.shard_for(site_id, key, event_id))
-        previous = self.settings.queue_shards_previous
+        return self.shard(self.shard_for(event.site_id, key, event.event_id))
+
+    async def _seen_before_change(
+        self, event: Event, arrival: Arrival | None, queue: Queue
+    ) -> bool:
+        previous, event_id = self.settings.queue_shards_previous, event.event_id
+        if event_id is None or not previous:
+            return False
+        key = arrival.shard_key if arrival is not None else event.user_id
+        old = self.shard(self.shard_for(event.site_id, key, event_id, previous))
+        if old is queue:
+            return False
         with resets_as_errors(self.redis):
-            if event_id is not None and previous:
-                old = self.shard(self.shard_for(site_id, key, event_id, previous))
-                if old is not queue and await self.redis.exists(old.keys.seen(site_id, event_id)):
-                    return EnqueueResult.DUPLICATE
-            return await queue.enqueue(event, arrival)
+            return bool(await self.redis.exists(old.keys.seen(event.site_id, event_id)))
 
     def shard_for(
         self, site_id: str, visitor_key: str | None, event_id: str | None, shards: int = 0
@@ -108,60 +152,70 @@ class QueueEdge:
             return shard_of(site_id, "\0event:" + event_id, shards)
         return next(self._round_robin) % shards
 
-    def _visit_args(self, event: Event, arrival: Arrival) -> tuple[list[str], list[Any]]:
-        """The sessionizing KEYS and ARGV of the enqueue script (see its header)."""
-        keys = self.keys
-        today = keys.visit(event.site_id, arrival.visitor)
+    def _event_args(self, event: Event, arrival: Arrival | None) -> tuple[list[str], list[Any]]:
+        """One event's three KEYS and nine ARGV of the enqueue script (see its header)."""
+        keys, site_id, event_id = self.keys, event.site_id, event.event_id
+        payload = orjson.dumps(event.wire_body())
+        # Without an event_id the script ignores its dedupe key; any name in the slot will do.
+        seen = keys.seen(site_id, event_id) if event_id else keys.workers
+        if arrival is None:
+            return [seen, seen, seen], [payload, site_id, "1" if event_id else "0", "0"] + [""] * 5
+        today = keys.visit(site_id, arrival.visitor)
         earlier = arrival.earlier_visitor
-        earlier_key = keys.visit(event.site_id, earlier) if earlier else today
+        earlier_key = keys.visit(site_id, earlier) if earlier else today
         pageview = event.event_type == "pageview" and event.path is not None
         args = [
+            payload[:-1],  # the script appends the visit and the closing brace
+            site_id,
+            "1" if event_id else "0",
+            "1",
             to_us(event.timestamp),
             arrival.visitor,
             secrets.randbelow(VISIT_ID_MAX) + 1,
             orjson.dumps(dict(arrival.dims)),
             "p" + event.path if pageview and event.path is not None else "",
-            VISIT_GAP_S * _US,
-            VISIT_STATE_TTL_S * 1000,
         ]
-        return [today, earlier_key], args
+        return [seen, today, earlier_key], args
 
     async def enqueue(self, event: Event, arrival: Arrival | None) -> EnqueueResult:
-        """Queue one event on this shard (KEYS: queue, the event_id's seen key, this
-        minute's counter, and with ``arrival`` the visitor's visit states).
+        """Queue one event on this shard, now (see :meth:`enqueue_group`)."""
+        (result,) = await self.enqueue_group([(event, arrival)])
+        return result
+
+    async def enqueue_group(self, items: Sequence[Queued]) -> list[EnqueueResult]:
+        """Queue events on this shard in one script call: all, or none past the cap.
 
         A repeated ``site_id`` + ``event_id`` within a day is a DUPLICATE (answered as
-        accepted, counted once); past ``MAX_QUEUE_LENGTH`` (per shard) nothing is pushed.
-        With ``REDIS_WAIT_REPLICAS`` the enqueue is followed by WAIT on its connection.
+        accepted, counted once); when the group does not fit under ``MAX_QUEUE_LENGTH``
+        (per shard) nothing is pushed and every event is QUEUE_FULL. With
+        ``REDIS_WAIT_REPLICAS`` the call is followed by WAIT on its connection.
         """
-        keys, site_id, event_id = self.keys, event.site_id, event.event_id
-        payload = orjson.dumps(event.wire_body())
-        # Without an event_id the script ignores its dedupe key; any name in the slot will do.
-        seen = keys.seen(site_id, event_id) if event_id else keys.workers
-        key_names = [keys.queue, seen, keys.received(int(time.time() // 60))]
         replicas = self.settings.redis_wait_replicas
+        key_names = [self.keys.queue, self.keys.received(int(time.time() // 60))]
         args: list[Any] = [
-            payload,
             self.settings.max_queue_length,
-            site_id,
-            "1" if event_id else "0",
             EVENT_ID_TTL_S,
             RECEIVED_BUCKET_TTL_S,
             "1" if replicas else "0",
+            VISIT_GAP_S * _US,
+            VISIT_STATE_TTL_S * 1000,
         ]
-        if arrival is not None:
-            args[0] = payload[:-1]  # the script appends the visit and the closing brace
-            visit_keys, visit_args = self._visit_args(event, arrival)
-            key_names += visit_keys
-            args += visit_args
-        if replicas == 0:
-            return EnqueueResult(int(await self._enqueue(keys=key_names, args=args)))
-        raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
-        result = EnqueueResult(int(raw))
+        for event, arrival in items:
+            event_keys, event_args = self._event_args(event, arrival)
+            key_names += event_keys
+            args += event_args
+        with resets_as_errors(self.redis):
+            if replicas == 0:
+                raw = await self._enqueue(keys=key_names, args=args)
+            else:
+                raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
+        if not isinstance(raw, list):
+            return [EnqueueResult.QUEUE_FULL] * len(items)
+        results = [EnqueueResult(int(r)) for r in raw]
         # A duplicate's script rewrote its dedupe key, so WAIT covers the original too.
-        if result is not EnqueueResult.QUEUE_FULL and acked < replicas:
-            return EnqueueResult.UNREPLICATED
-        return result
+        if replicas and acked < replicas:
+            return [EnqueueResult.UNREPLICATED] * len(items)
+        return results
 
     # ------------------------------------------------------------ visitor salts
 
