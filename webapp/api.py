@@ -1,4 +1,4 @@
-"""The JSON API: ingestion, stats, health.
+"""The JSON API: stats, sites, live figures, health (ingestion is :mod:`webapp.ingest`).
 
 Views are ``async`` and await the process-wide Redis pool and engine (see
 :mod:`webapp.bridge`); they must never block the loop. Views refuse a request by
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -24,16 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncworker.queue import EnqueueResult
 from db import stats
-from db.event import Event, InvalidEvent, validate_event
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
-from webapp import cors, metrics
 from webapp.auth import access
-from webapp.auth.headers import forwarded_allow
-from webapp.enrich import client_address
-from webapp.enrich.arrival import Salts, enrich
 from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import resources
 
@@ -46,98 +39,11 @@ MAX_LIMIT = 100
 LIVE_WINDOW_MIN = 5
 STATS_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 3.0
-# A full queue drains at the worker's pace: ask senders to wait longer than for an outage.
-QUEUE_FULL_RETRY_AFTER_S = 10
-# A failover takes seconds; an event short of its replicas may be retried at once.
-UNREPLICATED_RETRY_AFTER_S = 1
 T = TypeVar("T")
 
 
 def json_response(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status=status, mimetype="application/json")
-
-
-# ---------------------------------------------------------------- ingestion
-
-
-@bp.after_request
-def cors_for_event(response: Response) -> Response:
-    if request.path == "/event":
-        cors.allow(response, cors.INGESTION)
-    return response
-
-
-@bp.route("/event", methods=["OPTIONS"])
-def event_preflight() -> Response:
-    return Response(status=204)
-
-
-def _parse_body() -> object:
-    mimetype = request.mimetype
-    if mimetype not in ("application/json", "text/plain", "") and not mimetype.endswith("+json"):
-        raise HTTPError(415, "Content-Type must be application/json or text/plain")
-    raw = request.get_data(cache=False)
-    if not raw.strip():
-        raise HTTPError(400, "body must be a JSON object")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise HTTPError(400, "body is not valid JSON") from None
-
-
-async def _enqueue(event: Event) -> EnqueueResult:
-    """Enrich ``event`` with what the request says of its visitor and queue it."""
-    res = resources()
-    today, yesterday = await res.queue.salts(datetime.now(timezone.utc).date())
-    address = client_address(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
-    )
-    user_agent = request.headers.get("User-Agent", "")
-    queued, arrival = enrich(event, address, user_agent, Salts(today, yesterday), res.geo)
-    return await res.queue.enqueue_event(queued, arrival)
-
-
-@bp.post("/event")
-async def post_event() -> Response:
-    try:
-        event = validate_event(_parse_body(), datetime.now(timezone.utc))
-    except InvalidEvent as exc:
-        metrics.reject("invalid")
-        raise HTTPError(400, str(exc)) from None
-    except HTTPError:
-        metrics.reject("invalid")
-        raise
-    started = time.perf_counter()
-    try:
-        outcome = await _enqueue(event)
-    except (RedisError, OSError):
-        metrics.reject("unavailable")
-        raise
-    finally:
-        metrics.ENQUEUE_SECONDS.observe(time.perf_counter() - started)
-    _count(outcome)
-    if outcome is EnqueueResult.QUEUE_FULL:
-        raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
-    if outcome is EnqueueResult.UNREPLICATED:
-        # Queued on the master, not yet on enough replicas: never a 202 (a retry with
-        # the same event_id is deduplicated if this copy survives).
-        raise HTTPError.retry_later(
-            503, "event not yet replicated, retry later", UNREPLICATED_RETRY_AFTER_S
-        )
-    return json_response({"status": "accepted"}, 202)
-
-
-_OUTCOMES = {
-    EnqueueResult.ACCEPTED: metrics.ACCEPTED,
-    EnqueueResult.DUPLICATE: metrics.DUPLICATES,
-    EnqueueResult.QUEUE_FULL: metrics.REJECTED.labels("queue_full"),
-    EnqueueResult.UNREPLICATED: metrics.REJECTED.labels("unavailable"),
-}
-
-
-def _count(outcome: EnqueueResult) -> None:
-    """One counter increment per event (a dict lookup and an ``inc``: nothing to await)."""
-    _OUTCOMES[outcome].inc()
 
 
 # ---------------------------------------------------------------- stats

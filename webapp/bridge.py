@@ -35,7 +35,16 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 MAX_BODY_BYTES = 64 * 1024
-TOO_LARGE = f"body too large (at most {MAX_BODY_BYTES} bytes)"
+# POST /events carries up to 1,000 events (webapp/batch.py).
+BATCH_BODY_BYTES = 1024 * 1024
+INGESTION_PATHS = ("/event", "/events")
+
+
+def too_large(limit: int) -> str:
+    return f"body too large (at most {limit} bytes)"
+
+
+TOO_LARGE = too_large(MAX_BODY_BYTES)
 
 
 class ClientGone(Exception):
@@ -112,14 +121,16 @@ class AsgiBridge:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The whole body, refusing early what is over the limit or never arrives."""
+        batch = scope.get("path") == "/events" and scope.get("method") == "POST"
+        limit = BATCH_BODY_BYTES if batch else MAX_BODY_BYTES
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     raise HTTPError(400, "invalid Content-Length header") from None
-                if declared > MAX_BODY_BYTES:
-                    raise HTTPError(413, TOO_LARGE)
+                if declared > limit:
+                    raise HTTPError(413, too_large(limit))
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
         chunks: list[bytes] = []
         size = 0
@@ -133,8 +144,8 @@ class AsgiBridge:
                 raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise HTTPError(413, TOO_LARGE)
+            if size > limit:
+                raise HTTPError(413, too_large(limit))
             chunks.append(chunk)
             more = message.get("more_body", False)
         return b"".join(chunks)
@@ -143,7 +154,7 @@ class AsgiBridge:
         try:
             body = await self._read_body(scope, receive)
         except HTTPError as exc:
-            if scope.get("path") == "/event" and scope.get("method") == "POST":
+            if scope.get("path") in INGESTION_PATHS and scope.get("method") == "POST":
                 metrics.reject("too_large" if exc.status == 413 else "invalid")
             await _send_error(send, exc)
             return

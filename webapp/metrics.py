@@ -65,9 +65,9 @@ ENQUEUE_SECONDS = Histogram(
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def reject(reason: str) -> None:
-    """Count a refused event (``reason`` is one of :data:`REASONS`)."""
-    REJECTED.labels(reason).inc()
+def reject(reason: str, events: int = 1) -> None:
+    """Count refused events (``reason`` is one of :data:`REASONS`)."""
+    REJECTED.labels(reason).inc(events)
 
 
 def check_access() -> None:

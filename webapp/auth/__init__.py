@@ -52,6 +52,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.context_processor(_template_context)
     app.after_request(headers.secure)
 
-    from webapp import api
+    from webapp import ingest
 
-    csrf.exempt(api.post_event)  # ingestion is posted to by other sites, with no cookie
+    # Ingestion is posted to by other sites, with no cookie.
+    csrf.exempt(ingest.bp)

@@ -31,8 +31,9 @@ log = logging.getLogger("webapp")
 
 PUBLIC = frozenset(
     {
-        "api.post_event",
-        "api.event_preflight",
+        "ingest.post_event",
+        "ingest.post_events",
+        "ingest.event_preflight",
         "api.healthz",
         "api.readyz",
         "dashboard.tracker_js",

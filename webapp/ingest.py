@@ -1,0 +1,191 @@
+"""Ingestion: ``POST /event`` (one event) and ``POST /events`` (a batch of up to 1,000).
+
+Public, as in every analytics tool, and answered from any origin. Each event is
+validated (:mod:`db.event`), enriched with what the request says of its visitor
+(:mod:`webapp.enrich.arrival`: the address and User-Agent are inputs only, never
+stored) and queued by :class:`~asyncworker.queue.Queue`, which sessionizes it in the
+same script call. An event is answered ``202`` only once it is in Redis; with
+``REDIS_WAIT_REPLICAS`` only once enough replicas have it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from flask import Blueprint, Response, request
+from redis.exceptions import RedisError
+
+from asyncworker.queue import EnqueueResult
+from asyncworker.queue.edge import Queued
+from db.event import Event, InvalidEvent, validate_event
+from webapp import cors, metrics
+from webapp.api import json_response
+from webapp.auth.headers import forwarded_allow
+from webapp.bridge import INGESTION_PATHS
+from webapp.enrich import client_address
+from webapp.enrich.arrival import Salts, enrich
+from webapp.errors import HTTPError
+from webapp.resources import resources
+
+bp = Blueprint("ingest", __name__)
+
+# A full queue drains at the worker's pace: ask senders to wait longer than for an outage.
+QUEUE_FULL_RETRY_AFTER_S = 10
+# A failover takes seconds; an event short of its replicas may be retried at once.
+UNREPLICATED_RETRY_AFTER_S = 1
+BATCH_MAX_EVENTS = 1000
+NDJSON = "application/x-ndjson"
+_OUTCOMES = {
+    EnqueueResult.ACCEPTED: metrics.ACCEPTED,
+    EnqueueResult.DUPLICATE: metrics.DUPLICATES,
+    EnqueueResult.QUEUE_FULL: metrics.REJECTED.labels("queue_full"),
+    EnqueueResult.UNREPLICATED: metrics.REJECTED.labels("unavailable"),
+}
+
+
+@bp.after_request
+def cors_for_ingestion(response: Response) -> Response:
+    if request.path in INGESTION_PATHS:
+        cors.allow(response, cors.INGESTION)
+    return response
+
+
+@bp.route("/event", methods=["OPTIONS"])
+@bp.route("/events", methods=["OPTIONS"])
+def event_preflight() -> Response:
+    return Response(status=204)
+
+
+def _body(*mimetypes: str) -> bytes:
+    mimetype = request.mimetype
+    if mimetype not in mimetypes and not mimetype.endswith("+json"):
+        raise HTTPError(415, "Content-Type must be " + " or ".join(m for m in mimetypes if m))
+    return request.get_data(cache=False)
+
+
+def _parse_body() -> object:
+    raw = _body("application/json", "text/plain", "")
+    if not raw.strip():
+        raise HTTPError(400, "body must be a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise HTTPError(400, "body is not valid JSON") from None
+
+
+async def _visitor() -> tuple[str | None, str, Salts]:
+    """The request's client address (behind trusted proxies), its User-Agent and the
+    day's salts: the enrichment's inputs, never stored."""
+    address = client_address(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
+    )
+    today, yesterday = await resources().queue.salts(datetime.now(timezone.utc).date())
+    return address, request.headers.get("User-Agent", ""), Salts(today, yesterday)
+
+
+def _refuse(outcome: EnqueueResult) -> None:
+    """Answer 503 for an event that is not safely queued."""
+    if outcome is EnqueueResult.QUEUE_FULL:
+        raise HTTPError.retry_later(503, "queue is full, retry later", QUEUE_FULL_RETRY_AFTER_S)
+    if outcome is EnqueueResult.UNREPLICATED:
+        # Queued on the master, not yet on enough replicas: never a 202 (a retry with
+        # the same event_id is deduplicated if this copy survives).
+        raise HTTPError.retry_later(
+            503, "event not yet replicated, retry later", UNREPLICATED_RETRY_AFTER_S
+        )
+
+
+async def _timed_enqueue(events: Sequence[Event]) -> list[EnqueueResult]:
+    """Enrich and queue validated events, counting each outcome."""
+    res = resources()
+    started = time.perf_counter()
+    try:
+        address, user_agent, salts = await _visitor()
+        items: list[Queued] = [enrich(e, address, user_agent, salts, res.geo) for e in events]
+        if len(items) == 1:
+            outcomes = [await res.queue.enqueue_event(*items[0])]
+        else:
+            outcomes = await res.queue.enqueue_many(items)
+    except (RedisError, OSError):
+        metrics.reject("unavailable", len(events))
+        raise
+    finally:
+        metrics.ENQUEUE_SECONDS.observe(time.perf_counter() - started)
+    for outcome in outcomes:
+        _OUTCOMES[outcome].inc()
+    return outcomes
+
+
+@bp.post("/event")
+async def post_event() -> Response:
+    try:
+        event = validate_event(_parse_body(), datetime.now(timezone.utc))
+    except InvalidEvent as exc:
+        metrics.reject("invalid")
+        raise HTTPError(400, str(exc)) from None
+    except HTTPError:
+        metrics.reject("invalid")
+        raise
+    (outcome,) = await _timed_enqueue([event])
+    _refuse(outcome)
+    return json_response({"status": "accepted"}, 202)
+
+
+def _batch_items() -> list[object]:
+    """The items of a batch body: a JSON array, or one JSON document per NDJSON line
+    (a line that is not JSON becomes an item that fails validation)."""
+    raw = _body("application/json", "text/plain", NDJSON, "")
+    if request.mimetype == NDJSON:
+        items: list[object] = []
+        for line in raw.splitlines():
+            if line.strip():
+                try:
+                    items.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    items.append(_NOT_JSON)
+    else:
+        try:
+            document = orjson.loads(raw) if raw.strip() else None
+        except orjson.JSONDecodeError:
+            raise HTTPError(400, "body is not valid JSON") from None
+        if not isinstance(document, list):
+            raise HTTPError(400, "body must be a JSON array of events, or NDJSON")
+        items = document
+    if len(items) > BATCH_MAX_EVENTS:
+        raise HTTPError(400, f"a batch holds at most {BATCH_MAX_EVENTS} events")
+    return items
+
+
+_NOT_JSON = object()
+
+
+@bp.post("/events")
+async def post_events() -> Response:
+    try:
+        items = _batch_items()
+    except HTTPError:
+        metrics.reject("invalid")
+        raise
+    now = datetime.now(timezone.utc)
+    valid: list[Event] = []
+    rejected: list[dict[str, Any]] = []
+    for index, item in enumerate(items):
+        try:
+            if item is _NOT_JSON:
+                raise InvalidEvent("not valid JSON")
+            valid.append(validate_event(item, now))
+        except InvalidEvent as exc:
+            rejected.append({"index": index, "error": str(exc)})
+    if rejected:
+        metrics.reject("invalid", len(rejected))
+    outcomes = await _timed_enqueue(valid) if valid else []
+    for outcome in (EnqueueResult.QUEUE_FULL, EnqueueResult.UNREPLICATED):
+        if outcome in outcomes:
+            _refuse(outcome)
+    duplicates = outcomes.count(EnqueueResult.DUPLICATE)
+    body = {"accepted": len(outcomes) - duplicates, "duplicates": duplicates, "rejected": rejected}
+    return json_response(body, 202)
