@@ -56,3 +56,11 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".[test]")
     session.run("python", "tests/perf/bench.py", *session.posargs)
+
+
+@nox.session(name="bench-ingest")
+def bench_ingest(session: nox.Session) -> None:
+    """The edge against a bare ASGI ceiling, POST /events, tail latency and freshness
+    (see tests/perf/bench_ingest.py). Needs the local Redis and MariaDB and wrk."""
+    session.install("-e", ".[test]")
+    session.run("python", "tests/perf/bench_ingest.py", *session.posargs)
