@@ -11,6 +11,7 @@ from flask import Flask
 
 from webapp import create_app
 from webapp.bridge import AsgiBridge
+from webapp.fastpath import EventFastPath
 from webapp.resources import close_resources, open_resources
 
 
@@ -21,7 +22,12 @@ def make_asgi(flask_app: Flask) -> AsgiBridge:
     async def shutdown() -> None:
         await close_resources(flask_app)
 
-    return AsgiBridge(flask_app, on_startup=startup, on_shutdown=shutdown)
+    return AsgiBridge(
+        flask_app,
+        on_startup=startup,
+        on_shutdown=shutdown,
+        fast_path=EventFastPath(flask_app),
+    )
 
 
 app = make_asgi(create_app())

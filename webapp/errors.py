@@ -81,11 +81,14 @@ def routing_error(exc: HTTPException) -> Response:
     return response
 
 
-def redis_down(exc: RedisError) -> Response:
+def redis_outage(exc: RedisError) -> HTTPError:
+    """The answer while Redis is away (logged once per :data:`OUTAGE_LOG_EVERY_S`)."""
     _log_outage("Redis", exc)
-    return error_response(
-        HTTPError.retry_later(503, "queue unavailable, retry later", OUTAGE_RETRY_AFTER_S)
-    )
+    return HTTPError.retry_later(503, "queue unavailable, retry later", OUTAGE_RETRY_AFTER_S)
+
+
+def redis_down(exc: RedisError) -> Response:
+    return error_response(redis_outage(exc))
 
 
 def database_down(exc: SQLAlchemyError) -> Response:

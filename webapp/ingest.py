@@ -29,7 +29,7 @@ from webapp.bridge import INGESTION_PATHS
 from webapp.enrich import client_address
 from webapp.enrich.arrival import Salts, enrich
 from webapp.errors import HTTPError
-from webapp.resources import resources
+from webapp.resources import Resources, resources
 
 bp = Blueprint("ingest", __name__)
 
@@ -39,6 +39,7 @@ QUEUE_FULL_RETRY_AFTER_S = 10
 UNREPLICATED_RETRY_AFTER_S = 1
 BATCH_MAX_EVENTS = 1000
 NDJSON = "application/x-ndjson"
+ACCEPTED = {"status": "accepted"}
 _OUTCOMES = {
     EnqueueResult.ACCEPTED: metrics.ACCEPTED,
     EnqueueResult.DUPLICATE: metrics.DUPLICATES,
@@ -60,31 +61,36 @@ def event_preflight() -> Response:
     return Response(status=204)
 
 
-def _body(*mimetypes: str) -> bytes:
-    mimetype = request.mimetype
-    if mimetype not in mimetypes and not mimetype.endswith("+json"):
-        raise HTTPError(415, "Content-Type must be " + " or ".join(m for m in mimetypes if m))
-    return request.get_data(cache=False)
+def _check_type(mimetype: str, *allowed: str) -> None:
+    if mimetype not in allowed and not mimetype.endswith("+json"):
+        raise HTTPError(415, "Content-Type must be " + " or ".join(m for m in allowed if m))
 
 
-def _parse_body() -> object:
-    raw = _body("application/json", "text/plain", "")
-    if not raw.strip():
-        raise HTTPError(400, "body must be a JSON object")
+def parse_event(raw: bytes, mimetype: str) -> Event:
+    """One event from a request body; raises :class:`HTTPError` (counted) when refused."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise HTTPError(400, "body is not valid JSON") from None
+        _check_type(mimetype, "application/json", "text/plain", "")
+        if not raw.strip():
+            raise HTTPError(400, "body must be a JSON object")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise HTTPError(400, "body is not valid JSON") from None
+        try:
+            return validate_event(data, datetime.now(timezone.utc))
+        except InvalidEvent as exc:
+            raise HTTPError(400, str(exc)) from None
+    except HTTPError:
+        metrics.reject("invalid")
+        raise
 
 
-async def _visitor() -> tuple[str | None, str, Salts]:
-    """The request's client address (behind trusted proxies), its User-Agent and the
-    day's salts: the enrichment's inputs, never stored."""
+def request_client() -> tuple[str | None, str]:
+    """The Flask request's client address (behind trusted proxies) and User-Agent."""
     address = client_address(
         request.remote_addr, request.headers.get("X-Forwarded-For"), forwarded_allow()
     )
-    today, yesterday = await resources().queue.salts(datetime.now(timezone.utc).date())
-    return address, request.headers.get("User-Agent", ""), Salts(today, yesterday)
+    return address, request.headers.get("User-Agent", "")
 
 
 def _refuse(outcome: EnqueueResult) -> None:
@@ -99,12 +105,17 @@ def _refuse(outcome: EnqueueResult) -> None:
         )
 
 
-async def _timed_enqueue(events: Sequence[Event]) -> list[EnqueueResult]:
-    """Enrich and queue validated events, counting each outcome."""
-    res = resources()
+async def queue_events(
+    res: Resources, events: Sequence[Event], address: str | None, user_agent: str
+) -> list[EnqueueResult]:
+    """Enrich and queue validated events, counting each outcome.
+
+    ``address`` and ``user_agent`` are the request's: inputs of the enrichment only,
+    never stored (see :mod:`webapp.enrich`)."""
     started = time.perf_counter()
     try:
-        address, user_agent, salts = await _visitor()
+        today, yesterday = await res.queue.salts(datetime.now(timezone.utc).date())
+        salts = Salts(today, yesterday)
         items: list[Queued] = [enrich(e, address, user_agent, salts, res.geo) for e in events]
         if len(items) == 1:
             outcomes = [await res.queue.enqueue_event(*items[0])]
@@ -120,25 +131,28 @@ async def _timed_enqueue(events: Sequence[Event]) -> list[EnqueueResult]:
     return outcomes
 
 
+async def accept_event(
+    res: Resources, raw: bytes, mimetype: str, address: str | None, user_agent: str
+) -> None:
+    """``POST /event`` itself: return once the event is queued, else raise HTTPError
+    (or RedisError). Shared by the Flask view and the bridge's fast path."""
+    event = parse_event(raw, mimetype)
+    (outcome,) = await queue_events(res, [event], address, user_agent)
+    _refuse(outcome)
+
+
 @bp.post("/event")
 async def post_event() -> Response:
-    try:
-        event = validate_event(_parse_body(), datetime.now(timezone.utc))
-    except InvalidEvent as exc:
-        metrics.reject("invalid")
-        raise HTTPError(400, str(exc)) from None
-    except HTTPError:
-        metrics.reject("invalid")
-        raise
-    (outcome,) = await _timed_enqueue([event])
-    _refuse(outcome)
-    return json_response({"status": "accepted"}, 202)
+    raw = request.get_data(cache=False)
+    await accept_event(resources(), raw, request.mimetype, *request_client())
+    return json_response(ACCEPTED, 202)
 
 
 def _batch_items() -> list[object]:
     """The items of a batch body: a JSON array, or one JSON document per NDJSON line
     (a line that is not JSON becomes an item that fails validation)."""
-    raw = _body("application/json", "text/plain", NDJSON, "")
+    raw = request.get_data(cache=False)
+    _check_type(request.mimetype, "application/json", "text/plain", NDJSON, "")
     if request.mimetype == NDJSON:
         items: list[object] = []
         for line in raw.splitlines():
@@ -182,7 +196,7 @@ async def post_events() -> Response:
             rejected.append({"index": index, "error": str(exc)})
     if rejected:
         metrics.reject("invalid", len(rejected))
-    outcomes = await _timed_enqueue(valid) if valid else []
+    outcomes = await queue_events(resources(), valid, *request_client()) if valid else []
     for outcome in (EnqueueResult.QUEUE_FULL, EnqueueResult.UNREPLICATED):
         if outcome in outcomes:
             _refuse(outcome)
