@@ -17,8 +17,9 @@ the driver connection's ``escape`` only, digests are hex produced by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -29,6 +30,7 @@ from db.event import Event
 from db.models import EVENT_COLUMNS, events
 from db.rollups import dialect
 
+_HEX = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _FRAMES: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
@@ -91,6 +93,27 @@ class Literals:
     def site_row(self, r: tuple[Any, ...]) -> str:
         """(site, events): a site's total."""
         return f"({self.string(r[0])},{int(r[1])})"
+
+    def when(self, value: date) -> str:
+        """A day, or an hour (a datetime without fraction)."""
+        text = value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+        return f"'{text}'"
+
+    def renderer(self, kinds: str) -> Callable[[tuple[Any, ...]], str]:
+        """A row renderer for tuples whose fields are, one letter each: ``s`` text
+        (escaped, memoized), ``w`` a day or hour, ``h`` a hex digest, ``n`` an integer."""
+        render: dict[str, Callable[[Any], str]] = {
+            "s": self.string,
+            "w": self.when,
+            "h": lambda v: f"'{v}'" if _HEX.fullmatch(v) else self.string(v),
+            "n": lambda v: str(int(v)),
+        }
+        parts = [render[k] for k in kinds]
+
+        def row(r: tuple[Any, ...]) -> str:
+            return "(" + ",".join([p(v) for p, v in zip(parts, r, strict=True)]) + ")"
+
+        return row
 
 
 async def literals_for(conn: AsyncConnection) -> Literals | None:
