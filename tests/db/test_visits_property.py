@@ -89,10 +89,15 @@ def bots_of(evs: list[Event]) -> Counter[tuple[str, date]]:
 
 
 async def check_all(
-    engine: AsyncEngine, bots: Counter[tuple[str, date]], periods: list[Period], limit: int
+    engine: AsyncEngine,
+    bots: Counter[tuple[str, date]],
+    periods: list[Period],
+    limit: int,
+    sites: list[str] | None = None,
 ) -> None:
+    """Every figure of :mod:`db.visit_stats` and the timeseries equal the reference."""
     async with AsyncSession(engine) as session:
-        for site in [*SITES, "nobody"]:
+        for site in [*(SITES if sites is None else sites), "nobody"]:
             for period in periods:
                 n_bots = sum(
                     n for (s, d), n in bots.items() if s == site and period.start <= d <= period.end
