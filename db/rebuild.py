@@ -218,6 +218,7 @@ async def _fold_events(
                 site, event_type, path, timestamp, visitor, orjson.loads(props) if props else None
             )
     fold.add_to(visits, site, day)
+    visits.finish()
     return count
 
 

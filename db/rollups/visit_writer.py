@@ -34,11 +34,11 @@ from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VALUE_FIGURES, VisitDeltas
 
 ExitKey = tuple[str, date, str, str]
 # Keys per locking read of exit rows (bounded statements, as CHUNK_ROWS bounds writes).
-READ_CHUNK = 1000
+READ_CHUNK = 250
 
 
-def _render(lit: Literals | None, kinds: str) -> Render | None:
-    return None if lit is None else lit.renderer(kinds)
+def _render(lit: Literals | None, kinds: str, shared: int = 0) -> Render | None:
+    return None if lit is None else lit.renderer(kinds, shared)
 
 
 async def _exit_counts(
@@ -80,7 +80,7 @@ async def _exit_visitors(
     keys = sorted(changes)
     rows = [(*k, changes[k]) for k in keys]
     stmt = upsert_adding(conn, t, ("visits",))
-    await write_rows(conn, stmt, "visits", t, rows, _render(lit, "swhhn"))
+    await write_rows(conn, stmt, "visits", t, rows, _render(lit, "swhhn", 3))
     now = await _exit_counts(conn, lit, keys)
     out: Counter[tuple[Any, ...]] = Counter()
     for key in keys:
@@ -101,6 +101,7 @@ async def write_visit_deltas(
     cache: MemberCache | None,
 ) -> None:
     """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction)."""
+    deltas.finish()
     sets: list[tuple[Table, set[tuple[Any, ...]], str]] = [
         (models.rollup_day_visitors, deltas.day_visitors, "swh"),
         (models.rollup_hour_visitors, deltas.hour_visitors, "swh"),

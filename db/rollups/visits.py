@@ -96,6 +96,19 @@ class VisitDeltas:
     value_names: dict[str, str] = field(default_factory=dict)
     value_visitors: set[tuple[str, date, str, str, str]] = field(default_factory=set)
     exit_visits: Counter[tuple[str, date, str, str]] = field(default_factory=Counter)
+    # Visit changes per (site, day, dimensions), spread over the dimensions' breakdown
+    # rows by :meth:`finish` (most of a batch's visits share a few dimension sets).
+    _by_dims: dict[tuple[str, date, tuple[tuple[str, str], ...]], list[int]] = field(
+        default_factory=dict
+    )
+    _digests: dict[str, str] = field(default_factory=dict)
+
+    def _digest(self, value: str) -> str:
+        out = self._digests.get(value)
+        if out is None:
+            out = self._digests[value] = digest(value)
+            self.value_names[out] = value
+        return out
 
     def _day(self, key: SiteDay) -> list[int]:
         row = self.day_visits.get(key)
@@ -104,9 +117,7 @@ class VisitDeltas:
         return row
 
     def _value(self, site: str, day: date, prop: str, value: str) -> tuple[ValueKey, list[int]]:
-        value_hash = digest(value)
-        self.value_names[value_hash] = value
-        key = (site, day, prop, value_hash)
+        key = (site, day, prop, self._digest(value))
         row = self.values.get(key)
         if row is None:
             row = self.values[key] = _figures(len(VALUE_FIGURES))
@@ -170,13 +181,16 @@ class VisitDeltas:
             day_row[_VISITS] += visits
             day_row[_BOUNCES] += bounces
             day_row[_DURATION] += duration
-            for prop, value in dimension_values(dims):
-                key, row = self._value(site, day, prop, value)
-                row[_VISITS] += visits
-                row[_BOUNCES] += bounces
-                row[_DURATION] += duration
-                if opened:
-                    self.value_visitors.add((*key, visitor))
+            group_key = (site, day, tuple(dims.items()))
+            group = self._by_dims.get(group_key)
+            if group is None:
+                group = self._by_dims[group_key] = [0, 0, 0]
+            group[0] += visits
+            group[1] += bounces
+            group[2] += duration
+            if opened:
+                for prop, value in dimension_values(dims):
+                    self.value_visitors.add((site, day, prop, self._digest(value), visitor))
         entry_before = None if before is None else before.entry
         if entry_before is None and after.entry is not None:
             key, row = self._value(site, day, ENTRY_PAGE, after.entry)
@@ -211,6 +225,18 @@ class VisitDeltas:
         if visit is not None:
             self.add_visit(event.site_id, visit)
 
+    def finish(self) -> VisitDeltas:
+        """Spread the visit changes grouped by dimensions over their breakdown rows (call
+        once all events are added; :func:`aggregate_visits` and the writer do)."""
+        for (site, day, items), (visits, bounces, duration) in self._by_dims.items():
+            for prop, value in dimension_values(dict(items)):
+                _, row = self._value(site, day, prop, value)
+                row[_VISITS] += visits
+                row[_BOUNCES] += bounces
+                row[_DURATION] += duration
+        self._by_dims.clear()
+        return self
+
     def exit_changes(self) -> dict[tuple[str, date, str, str], int]:
         """The non-zero changes of (site, day, exit page digest, visitor) visit counts
         (a visit whose exit moved twice within the batch cancels out)."""
@@ -225,4 +251,4 @@ def aggregate_visits(batch: Iterable[Event]) -> VisitDeltas:
     deltas = VisitDeltas()
     for event in batch:
         deltas.add_event(event)
-    return deltas
+    return deltas.finish()
