@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -276,6 +277,9 @@ def main() -> int:
         MAX_QUEUE_LENGTH=str(max(total * 2, 1000)),
         ANALYTICS_DATA_DIR=str(tmp / "data"),
         PYTHONUNBUFFERED="1",
+        # The web edge needs a key since accounts came; the bench reads /stats openly.
+        SECRET_KEY=secrets.token_urlsafe(48),
+        PUBLIC_STATS="true",
     )
     wires = [wire for _, wire in stream]
     del stream
