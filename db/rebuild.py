@@ -2,8 +2,9 @@
 
 For after a bulk import into ``events``, a schema change of the rollups, or an
 upgrade of a database that predates them. Work is done one site-day at a time,
-each in its own transaction, so memory is bounded by one day's distinct users
-and paths (never by the number of events) and the worker keeps running.
+each in its own transaction, so memory is bounded by one day's distinct users,
+paths, visitors and values and the visits of the window read (never by the number
+of events) and the worker keeps running.
 
 Why it is safe while the worker writes (MySQL/MariaDB, REPEATABLE READ):
 
@@ -12,11 +13,15 @@ Why it is safe while the worker writes (MySQL/MariaDB, REPEATABLE READ):
    into that site-day but not committed yet (such a batch is the only kind that
    may be holding or about to take locks on that site-day's rollup rows), and its
    next-key locks keep any new batch from inserting into that site-day until the
-   rebuild commits.
+   rebuild commits. The read spans the window of db/rebuild_visits.py (an hour
+   before the day to the end of the next day), because a visit's figures belong to
+   the day of its first event while its other events may fall in that window: a
+   batch storing such an event is waited for, or kept out, in the same way.
 2. Then, table by table in the order batches use them, the day's rollup rows are
    deleted and written anew from what was read.
 
-So every event of the site-day is counted exactly once: either it was committed
+So every event of the site-day (and of its visits, within the window) is counted
+exactly once: either it was committed
 before the locking read (and is in the recomputation), or its batch inserts it
 after the rebuild committed (and adds its deltas on top). A deadlock with a batch
 spanning several days is possible; either side is rolled back and re-run (the
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import Table, and_, delete, func, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,15 +55,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from db.errors import describe
 from db.models import (
     ALL_TYPES,
+    VISIT_DIMENSIONS,
     events,
     rollup_day_paths,
     rollup_day_users,
+    rollup_day_visits,
     rollup_days,
     rollup_hour_users,
     rollup_hours,
     rollup_sites,
 )
+from db.rebuild_visits import VisitFold, dims_of, visit_rows, window
 from db.rollups import Deltas, execute_chunked, upsert_adding
+from db.rollups.visits import VisitDeltas
 
 log = logging.getLogger("db.rebuild")
 
@@ -170,25 +180,62 @@ def _day_rows(table: Table, site: str, day: date) -> Any:
     return and_(table.c.site_id == site, table.c.hour >= low, table.c.hour < high)
 
 
+def _events_query(site: str, day: date, sqlite: bool) -> Any:
+    """The locking read of the events that rebuild ``day`` (db/rebuild_visits.window)."""
+    low, high = window(day)
+    query = select(
+        events.c.event_type,
+        events.c.path,
+        events.c.user_id,
+        events.c.timestamp,
+        events.c.visitor_id,
+        events.c.visit_id,
+        events.c.visit_seq,
+        events.c.props,
+        *[events.c[name] for name in VISIT_DIMENSIONS],
+    ).where(events.c.site_id == site, events.c.timestamp >= low, events.c.timestamp < high)
+    return query if sqlite else query.with_for_update(read=True)
+
+
+async def _fold_events(
+    conn: AsyncConnection, site: str, day: date, deltas: Deltas, visits: VisitDeltas
+) -> int:
+    """Read the window's events into ``deltas`` and ``visits``; returns the day's count."""
+    low, high = _day_bounds(day)
+    fold = VisitFold()
+    count = 0
+    result = await conn.stream(_events_query(site, day, conn.dialect.name == "sqlite"))
+    async for part in result.partitions(STREAM_ROWS):
+        for row in part:
+            event_type, path, user_id, timestamp, visitor, visit_id, seq, props = row[:8]
+            if visit_id is not None:
+                fold.add(visit_id, seq, visitor, timestamp, event_type, path, dims_of(row, 8))
+            if not low <= timestamp < high:
+                continue
+            count += 1
+            deltas.add(site, event_type, path, user_id, timestamp)
+            visits.add_row(
+                site, event_type, path, timestamp, visitor, orjson.loads(props) if props else None
+            )
+    fold.add_to(visits, site, day)
+    visits.finish()
+    return count
+
+
 async def _rebuild_day_once(conn: AsyncConnection, site: str, day: date) -> int:
-    sqlite = conn.dialect.name == "sqlite"
-    if sqlite:
+    if conn.dialect.name == "sqlite":
         # Take SQLite's write lock before reading, so no batch commits in between.
         await conn.execute(delete(rollup_days).where(_day_rows(rollup_days, site, day)))
-    low, high = _day_bounds(day)
-    query = select(events.c.event_type, events.c.path, events.c.user_id, events.c.timestamp).where(
-        events.c.site_id == site, events.c.timestamp >= low, events.c.timestamp < high
-    )
-    if not sqlite:
-        query = query.with_for_update(read=True)
-    deltas = Deltas()
-    count = 0
-    result = await conn.stream(query)
-    async for part in result.partitions(STREAM_ROWS):
-        for event_type, path, user_id, timestamp in part:
-            deltas.add(site, event_type, path, user_id, timestamp)
-        count += len(part)
-    for table, rows in _rows_for(deltas):
+    deltas, visits = Deltas(), VisitDeltas()
+    count = await _fold_events(conn, site, day, deltas, visits)
+    day_visits = _day_rows(rollup_day_visits, site, day)
+    bots_read = select(rollup_day_visits.c.bots).where(day_visits)
+    if conn.dialect.name != "sqlite":
+        bots_read = bots_read.with_for_update()
+    bots = int(await conn.scalar(bots_read) or 0)
+    if bots:
+        visits.add_bot(site, day)  # the row must stay, to keep its bots
+    for table, rows in [*_rows_for(deltas), *visit_rows(visits, bots)]:
         await conn.execute(delete(table).where(_day_rows(table, site, day)))
         if rows:
             await execute_chunked(conn, insert(table), rows)

@@ -30,7 +30,9 @@ from db.models import (
     ONE_TYPE,
     rollup_day_paths,
     rollup_day_users,
+    rollup_day_visits,
     rollup_days,
+    rollup_hour_visits,
     rollup_hours,
     rollup_sites,
 )
@@ -142,14 +144,24 @@ async def event_types(session: AsyncSession, site_id: str, period: Period) -> li
 
 
 def _fill(
-    found: dict[datetime, tuple[int, int]], period: Period, step: timedelta
+    found: dict[datetime, tuple[int, int]],
+    visits: dict[datetime, tuple[int, int]],
+    period: Period,
+    step: timedelta,
 ) -> list[dict[str, Any]]:
     cursor, high = period.bounds()
     out = []
     while cursor < high:
         views, users = found.get(cursor, (0, 0))
+        visitors, visit_count = visits.get(cursor, (0, 0))
         out.append(
-            {"t": cursor.strftime("%Y-%m-%dT%H:%M:%SZ"), "views": views, "unique_users": users}
+            {
+                "t": cursor.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "views": views,
+                "unique_users": users,
+                "visitors": visitors,
+                "visits": visit_count,
+            }
         )
         cursor += step
     return out
@@ -158,11 +170,15 @@ def _fill(
 async def timeseries(
     session: AsyncSession, site_id: str, period: Period, interval: str, event_type: str | None
 ) -> list[dict[str, Any]]:
-    """Views and distinct users per hour or day bucket, every bucket present (zeros included).
+    """Views, distinct users, distinct visitors and visits per hour or day bucket, every
+    bucket present (zeros included).
 
-    Exact with an ``event_type`` filter too: hour and day rollups are kept per type.
+    Views and users are exact with an ``event_type`` filter too (hour and day rollups
+    are kept per type); visitors and visits are the site's, whatever the filter (a
+    visit is not of one event type).
     """
     found: dict[datetime, tuple[int, int]] = {}
+    visits: dict[datetime, tuple[int, int]] = {}
     if interval == "hour":
         low, high = period.bounds()
         h = rollup_hours
@@ -173,7 +189,15 @@ async def timeseries(
         )
         for when, views, users in rows.all():
             found[when] = (int(views), int(users))
-        return _fill(found, period, timedelta(hours=1))
+        hv = rollup_hour_visits
+        rows = await session.execute(
+            select(hv.c.hour, hv.c.visitors, hv.c.visits).where(
+                hv.c.site_id == site_id, hv.c.hour >= low, hv.c.hour < high
+            )
+        )
+        for when, visitors, count in rows.all():
+            visits[when] = (int(visitors), int(count))
+        return _fill(found, visits, period, timedelta(hours=1))
     d = rollup_days
     rows = await session.execute(
         select(d.c.day, d.c.events, d.c.users).where(
@@ -182,7 +206,15 @@ async def timeseries(
     )
     for day, views, users in rows.all():
         found[datetime.combine(day, time.min)] = (int(views), int(users))
-    return _fill(found, period, timedelta(days=1))
+    dv = rollup_day_visits
+    rows = await session.execute(
+        select(dv.c.day, dv.c.visitors, dv.c.visits).where(
+            dv.c.site_id == site_id, _in_days(dv, period)
+        )
+    )
+    for day, visitors, count in rows.all():
+        visits[datetime.combine(day, time.min)] = (int(visitors), int(count))
+    return _fill(found, visits, period, timedelta(days=1))
 
 
 async def sites(session: AsyncSession) -> list[dict[str, Any]]:

@@ -33,11 +33,19 @@ caller re-runs the whole batch transaction with the same batch id (and a new tok
 Each worker process also remembers which user-set rows it knows are committed
 and leaves them out of step 1 (:mod:`db.rollups.membership`, ``ROLLUP_CACHE_SIZE``).
 
+The visitor and visit aggregates follow the user aggregates in the same transaction
+(:mod:`~db.rollups.visits` says why each event adds its visit's ``after - before``;
+:mod:`~db.rollups.visit_writer` how distinct visitors, including the exit pages' that
+can shrink, stay exact). Bots' events only add to their day's ``bots``.
+
 The package, by job: :mod:`~db.rollups.deltas` (a batch aggregated in memory),
+:mod:`~db.rollups.visits` (its visitor and visit deltas),
 :mod:`~db.rollups.dialect` (the statements that differ between MySQL and SQLite),
 :mod:`~db.rollups.literals` (multi-row statements rendered as SQL literals on
-MySQL, kept alone for review), :mod:`~db.rollups.membership` (the cache) and
-:mod:`~db.rollups.writer` (the batch's statements, in order).
+MySQL, kept alone for review), :mod:`~db.rollups.membership` (the cache),
+:mod:`~db.rollups.rows` (writing a table's rows; the token step),
+:mod:`~db.rollups.writer` and :mod:`~db.rollups.visit_writer` (the batch's
+statements, in order).
 
 Only portable SQL is used (no triggers, procedures or RETURNING), so the same
 statements run on MySQL, MariaDB and TiDB.

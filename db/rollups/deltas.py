@@ -72,6 +72,9 @@ class Deltas:
         self.sites[site_id] += 1
 
     def add_event(self, event: Event) -> None:
+        """Count a stored event; a bot's event is not one (db/rollups/visits counts it)."""
+        if event.bot:
+            return
         self.add(event.site_id, event.event_type, event.path, event.user_id, event.timestamp)
 
 

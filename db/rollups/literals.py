@@ -17,8 +17,9 @@ the driver connection's ``escape`` only, digests are hex produced by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -29,6 +30,7 @@ from db.event import Event
 from db.models import EVENT_COLUMNS, events
 from db.rollups import dialect
 
+_HEX = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _FRAMES: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
@@ -57,6 +59,7 @@ class Literals:
         self._escape = escape
         self._strings: dict[str, str] = {}
         self._keys: dict[tuple[Any, ...], str] = {}
+        self._when: dict[date, str] = {}
 
     def string(self, value: str) -> str:
         out = self._strings.get(value)
@@ -91,6 +94,51 @@ class Literals:
     def site_row(self, r: tuple[Any, ...]) -> str:
         """(site, events): a site's total."""
         return f"({self.string(r[0])},{int(r[1])})"
+
+    def when(self, value: date) -> str:
+        """A day, or an hour (a datetime without fraction), memoized."""
+        out = self._when.get(value)
+        if out is None:
+            text = value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+            out = self._when[value] = f"'{text}'"
+        return out
+
+    def digest_text(self, value: str) -> str:
+        """A hex digest (md5's, or a visitor id checked by db/visit.py) in quotes; anything
+        else is escaped as text, so no value can leave its quotes."""
+        if value.isascii() and value.isalnum():
+            return f"'{value}'"
+        return self.string(value)
+
+    def renderer(self, kinds: str, shared: int = 0) -> Callable[[tuple[Any, ...]], str]:
+        """A row renderer for tuples whose fields are, one letter each: ``s`` text
+        (escaped, memoized), ``w`` a day or hour, ``h`` a hex digest, ``n`` an integer.
+        The first ``shared`` fields (a bucket that many rows share) are rendered once."""
+        render: dict[str, Callable[[Any], str]] = {
+            "s": self.string,
+            "w": self.when,
+            "h": self.digest_text,
+            "n": lambda v: str(int(v)),
+        }
+        parts = [render[k] for k in kinds]
+
+        def fields(r: tuple[Any, ...]) -> str:
+            return ",".join([p(v) for p, v in zip(parts, r, strict=True)])
+
+        if not shared:
+            return lambda r: "(" + fields(r) + ")"
+        head, rest = parts[:shared], parts[shared:]
+        prefixes: dict[tuple[Any, ...], str] = {}
+
+        def row(r: tuple[Any, ...]) -> str:
+            key = r[:shared]
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = prefixes[key] = ",".join([p(v) for p, v in zip(head, key, strict=True)])
+            tail = ",".join([p(v) for p, v in zip(rest, r[shared:], strict=True)])
+            return f"({prefix},{tail})"
+
+        return row
 
 
 async def literals_for(conn: AsyncConnection) -> Literals | None:

@@ -1,7 +1,8 @@
-"""Which user-set rows a worker process knows are committed, so it need not write them.
+"""Which set rows a worker process knows are committed, so it need not write them.
 
-A user set only grows, so a row known to be in it would be ignored anyway and
-cannot be new: the writer leaves such rows out of the batch's ``INSERT IGNORE``.
+A distinct-user or distinct-visitor set only grows, so a row known to be in it
+would be ignored anyway and cannot be new: the writer leaves such rows out of the
+batch's ``INSERT IGNORE``.
 Rows are remembered only after the batch's transaction commits (the writer's
 ``apply_batch`` returns the callback that does it), never for a rolled-back
 batch. ``analytics rebuild-rollups`` keeps this true: it recomputes a day from the
@@ -15,20 +16,23 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.rollups.deltas import Deltas
 from db.settings import DEFAULT_ROLLUP_CACHE_SIZE
 
 
 class MemberCache:
-    """User-set rows known to be committed, grouped by bucket, least recently used out.
+    """Set rows known to be committed, grouped by bucket, least recently used out.
 
-    A bucket is ``(site, scope, type, day or hour)`` of one table; buckets of the day
-    and hour tables never collide (a ``date`` is not equal to a ``datetime``).
+    A key is a bucket then a member digest: ``(site, scope, type, day or hour, user)``
+    for the user sets, ``(site, day or hour, visitor)`` and ``(site, day, property,
+    value digest, visitor)`` for the visitor sets. Buckets of different tables never
+    collide (their lengths or field types differ: a ``date`` is not equal to a
+    ``datetime``, nor a scope number to a day).
     """
 
     def __init__(self, capacity: int) -> None:
@@ -37,31 +41,32 @@ class MemberCache:
         self._buckets: OrderedDict[tuple[Any, ...], set[str]] = OrderedDict()
 
     def unknown(self, keys: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-        """The keys (bucket + user digest) not known to be committed."""
+        """The keys (a bucket, then a member digest last) not known to be committed."""
         if not self._buckets:
             return keys
         buckets = self._buckets
         out = set()
         for key in keys:
-            members = buckets.get(key[:4])
-            if members is None or key[4] not in members:
+            members = buckets.get(key[:-1])
+            if members is None or key[-1] not in members:
                 out.add(key)
         return out
 
-    def remember(self, deltas: Deltas) -> None:
+    def remember(self, *keysets: Iterable[tuple[Any, ...]]) -> None:
+        """Remember the rows of ``keysets`` (sets of committed set-row keys)."""
         if self.capacity <= 0:
             return
         buckets = self._buckets
         touched: set[tuple[Any, ...]] = set()
         added = 0
-        for keys in (deltas.day_users, deltas.hour_users):
+        for keys in keysets:
             for key in keys:
-                bucket = key[:4]
+                bucket = key[:-1]
                 members = buckets.get(bucket)
                 if members is None:
                     members = buckets[bucket] = set()
-                if key[4] not in members:
-                    members.add(key[4])
+                if key[-1] not in members:
+                    members.add(key[-1])
                     added += 1
                 touched.add(bucket)
         for bucket in touched:

@@ -9,49 +9,21 @@ transactions lock the rows of a table in the same order.
 from __future__ import annotations
 
 import secrets
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.dml import Insert
 
 from db import models
 from db.event import Event
 from db.rollups.deltas import Deltas, aggregate
-from db.rollups.dialect import execute_chunked, insert_ignore, upsert_adding
-from db.rollups.literals import (
-    Literals,
-    event_values,
-    events_head,
-    literals_for,
-    send_values,
-    statement_frame,
-)
+from db.rollups.dialect import upsert_adding
+from db.rollups.literals import Literals, event_values, events_head, literals_for, send_values
 from db.rollups.membership import MemberCache, cache_of
-
-Render = Callable[[tuple[Any, ...]], str]
-
-
-async def write_rows(
-    conn: AsyncConnection,
-    stmt: Insert,
-    name: str,
-    table: Table,
-    rows: list[tuple[Any, ...]],
-    render: Render | None,
-) -> None:
-    """Write ``rows`` (tuples in ``table``'s column order) with ``stmt``, in chunks:
-    as literals rendered by ``render`` where there is one, else by executemany."""
-    if not rows:
-        return
-    if render is None:
-        names = [c.name for c in table.c]
-        await execute_chunked(conn, stmt, [dict(zip(names, row, strict=True)) for row in rows])
-        return
-    head, tail = statement_frame(conn, stmt, name, table)
-    await send_values(conn, head, [render(row) for row in rows], tail)
+from db.rollups.rows import insert_new_members, write_rows
+from db.rollups.visit_writer import write_visit_deltas
+from db.rollups.visits import VisitDeltas, aggregate_visits
 
 
 async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
@@ -65,30 +37,6 @@ async def insert_events(conn: AsyncConnection, batch: Sequence[Event]) -> None:
         await conn.execute(insert(models.events), [event.row() for event in batch])
         return
     await send_values(conn, events_head(conn), event_values(lit, batch))
-
-
-async def _insert_new_users(
-    conn: AsyncConnection,
-    lit: Literals | None,
-    table: Table,
-    bucket: str,
-    keys: set[tuple[Any, ...]],
-    token: int,
-) -> Counter[tuple[Any, ...]]:
-    """Insert the user rows; return how many were new, per (site, scope, type, bucket)."""
-    if not keys:
-        return Counter()
-    rows = [(*k, token) for k in sorted(keys)]
-    render = lit.member_row if lit is not None else None
-    await write_rows(conn, insert_ignore(conn, table), "ignore", table, rows, render)
-    cols = (table.c.site_id, table.c.scope, table.c.event_type, table.c[bucket])
-    found = await conn.execute(
-        select(*cols, func.count()).where(table.c.token == token).group_by(*cols)
-    )
-    new: Counter[tuple[Any, ...]] = Counter()
-    for site_id, scope, etype, when, n in found:
-        new[(site_id, scope, etype, when)] += int(n)
-    return new
 
 
 async def _upsert_counts(
@@ -123,38 +71,46 @@ async def _upsert_sites(
 
 
 async def write_deltas(
-    conn: AsyncConnection, deltas: Deltas, cache: MemberCache | None = None
+    conn: AsyncConnection,
+    deltas: Deltas,
+    cache: MemberCache | None = None,
+    visits: VisitDeltas | None = None,
 ) -> None:
-    """Add ``deltas`` to the aggregates on ``conn`` (inside the caller's transaction)."""
+    """Add ``deltas`` (and ``visits``, after them) to the aggregates on ``conn``
+    (inside the caller's transaction)."""
     token = secrets.randbits(62) + 1
     day_users, hour_users = deltas.day_users, deltas.hour_users
     if cache is not None:
         day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
     lit = await literals_for(conn)
-    new_day_users = await _insert_new_users(
-        conn, lit, models.rollup_day_users, "day", day_users, token
+    member = lit.member_row if lit is not None else None
+    new_day_users = await insert_new_members(
+        conn, models.rollup_day_users, day_users, token, member
     )
-    new_hour_users = await _insert_new_users(
-        conn, lit, models.rollup_hour_users, "hour", hour_users, token
+    new_hour_users = await insert_new_members(
+        conn, models.rollup_hour_users, hour_users, token, member
     )
     await _upsert_paths(conn, lit, deltas)
     await _upsert_counts(conn, lit, models.rollup_days, deltas.days, new_day_users)
     await _upsert_counts(conn, lit, models.rollup_hours, deltas.hours, new_hour_users)
     await _upsert_sites(conn, lit, deltas.sites)
+    if visits is not None:
+        await write_visit_deltas(conn, lit, visits, token, cache)
 
 
 async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> Callable[[], None]:
     """Write the batch's aggregate deltas on ``conn`` (inside the batch transaction).
 
     Returns the callback to run once the transaction has committed (it remembers the
-    batch's user-set rows as committed); not running it is always safe.
+    batch's user-set and visitor-set rows as committed); not running it is always safe.
     """
     if not batch:
         return _nothing
     deltas = aggregate(batch)
+    visits = aggregate_visits(batch)
     cache = cache_of(conn.sync_engine)
-    await write_deltas(conn, deltas, cache)
-    return lambda: cache.remember(deltas)
+    await write_deltas(conn, deltas, cache, visits)
+    return lambda: cache.remember(deltas.day_users, deltas.hour_users, *visits.set_keys())
 
 
 def _nothing() -> None:

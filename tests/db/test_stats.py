@@ -312,11 +312,32 @@ async def test_hourly_series_has_every_hour(client: httpx.AsyncClient, write: Wr
     got = await series(client, date=DAY.isoformat(), interval="hour")
     assert len(got) == 24
     assert [b["t"] for b in got[:2]] == [f"{DAY}T00:00:00Z", f"{DAY}T01:00:00Z"]
-    assert got[0] == {"t": f"{DAY}T00:00:00Z", "views": 3, "unique_users": 2}
-    assert got[13] == {"t": f"{DAY}T13:00:00Z", "views": 1, "unique_users": 0}
-    assert got[23] == {"t": f"{DAY}T23:00:00Z", "views": 1, "unique_users": 1}
+    assert got[0] == {
+        "t": f"{DAY}T00:00:00Z",
+        "views": 3,
+        "unique_users": 2,
+        "visitors": 0,
+        "visits": 0,
+    }
+    assert got[13] == {
+        "t": f"{DAY}T13:00:00Z",
+        "views": 1,
+        "unique_users": 0,
+        "visitors": 0,
+        "visits": 0,
+    }
+    assert got[23] == {
+        "t": f"{DAY}T23:00:00Z",
+        "views": 1,
+        "unique_users": 1,
+        "visitors": 0,
+        "visits": 0,
+    }
     assert sum(b["views"] for b in got) == 5
-    assert all(b == {"t": b["t"], "views": 0, "unique_users": 0} for b in got[1:13])
+    assert all(
+        b == {"t": b["t"], "views": 0, "unique_users": 0, "visitors": 0, "visits": 0}
+        for b in got[1:13]
+    )
     clicks = await series(client, date=DAY.isoformat(), interval="hour", event_type="click")
     assert [b["views"] for b in clicks] == [0] * 23 + [1]
 
@@ -333,10 +354,28 @@ async def test_daily_series_over_a_range(client: httpx.AsyncClient, write: Write
         client, **{"from": DAY.isoformat(), "to": (DAY + timedelta(days=3)).isoformat()}
     )
     assert got == [
-        {"t": f"{DAY}T00:00:00Z", "views": 2, "unique_users": 1},
-        {"t": f"{DAY + timedelta(days=1)}T00:00:00Z", "views": 0, "unique_users": 0},
-        {"t": f"{DAY + timedelta(days=2)}T00:00:00Z", "views": 1, "unique_users": 1},
-        {"t": f"{DAY + timedelta(days=3)}T00:00:00Z", "views": 0, "unique_users": 0},
+        {"t": f"{DAY}T00:00:00Z", "views": 2, "unique_users": 1, "visitors": 0, "visits": 0},
+        {
+            "t": f"{DAY + timedelta(days=1)}T00:00:00Z",
+            "views": 0,
+            "unique_users": 0,
+            "visitors": 0,
+            "visits": 0,
+        },
+        {
+            "t": f"{DAY + timedelta(days=2)}T00:00:00Z",
+            "views": 1,
+            "unique_users": 1,
+            "visitors": 0,
+            "visits": 0,
+        },
+        {
+            "t": f"{DAY + timedelta(days=3)}T00:00:00Z",
+            "views": 0,
+            "unique_users": 0,
+            "visitors": 0,
+            "visits": 0,
+        },
     ]
     hourly = await series(
         client,

@@ -5,9 +5,11 @@ pytest (the file name does not start with ``test_``).
 
 1. Generates the load: one big site with ``--big`` events (default 2,000,000) on
    one UTC day, plus ``--small-sites`` sites (default 50) with ``--small-per-site``
-   events each (default 40,000) over the 30 days ending that day; Zipf-distributed
-   paths (5,000 per site) and users (``--users``, default 200,000); 80% pageview,
-   15% click, 5% signup. Events are in time order, as live traffic arrives.
+   events each (default 40,000) over the 30 days ending that day, as visits of
+   Zipf-distributed users (``--users``, default 200,000) with realistic devices,
+   places, sources, UTM tags, props and ~1% bots (tests/perf/visitors.py);
+   Zipf-distributed paths (5,000 per site); 80% pageview, 15% click, 5% signup.
+   Events are sessionized and queued in time order, as live traffic arrives.
 2. Pushes them onto the Redis queue in the wire format the web edge queues.
 3. Starts ``--workers`` ``analytics worker`` processes and measures the drain rate
    (events committed with their rollups per second, until every event is in SQL).
@@ -32,6 +34,7 @@ import itertools
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -44,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pymysql
 import redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +54,9 @@ sys.path.insert(0, str(ROOT))
 
 from db.event import Event  # noqa: E402
 from db.stats import Period  # noqa: E402
+from tests.perf import visitors  # noqa: E402
+from tests.perf.drain import admin, drain, spawn, stop  # noqa: E402
+from tests.perf.visit_queries import time_visit_reads  # noqa: E402
 
 BIG_SITE = "big.example"
 DAY = date(2024, 6, 15)
@@ -70,55 +75,37 @@ def zipf_pick(rng: random.Random, cum: list[float]) -> int:
 
 
 def generate(args: argparse.Namespace) -> list[tuple[datetime, bytes]]:
+    """The events, as visits: each a burst of events of one visitor (Zipf over
+    ``--users``) starting at a uniform time, with a geometric number of events (mean
+    :data:`~tests.perf.visitors.EVENTS_PER_VISIT`) seconds to minutes apart; paths Zipf."""
     rng = random.Random(42)
     path_cum = zipf_cum(5000, 1.1)
     user_cum = zipf_cum(args.users, 0.9)
-    out: list[tuple[datetime, bytes]] = []
+    out: list[tuple[datetime, Event, int]] = []
     day0 = datetime.combine(DAY, dtime.min, tzinfo=timezone.utc)
 
-    def event(site: str, when: datetime, user_offset: int) -> None:
-        path = f"/page/{zipf_pick(rng, path_cum)}"
-        user = f"user{(zipf_pick(rng, user_cum) + user_offset) % args.users}"
-        etype = TYPES[rng.randrange(len(TYPES))]
-        out.append((when, Event(site, etype, path, user, when).to_wire()))
+    def events(site: str, n: int, first: datetime, span_us: int, user_offset: int) -> None:
+        end = len(out) + n
+        while len(out) < end:
+            number = (zipf_pick(rng, user_cum) + user_offset) % args.users
+            when = first + timedelta(microseconds=rng.randrange(span_us))
+            for _ in range(min(visitors.visit_length(rng), end - len(out))):
+                path = f"/page/{zipf_pick(rng, path_cum)}"
+                etype = TYPES[rng.randrange(len(TYPES))]
+                out.append((when, Event(site, etype, path, f"user{number}", when), number))
+                when += timedelta(seconds=rng.randrange(5, 300))
 
-    for _ in range(args.big):
-        event(BIG_SITE, day0 + timedelta(microseconds=rng.randrange(86_400_000_000)), 0)
+    events(BIG_SITE, args.big, day0, 86_400_000_000, 0)
     first = day0 - timedelta(days=29)
     for n in range(args.small_sites):
-        site = f"small-{n:02d}.example"
-        for _ in range(args.small_per_site):
-            when = first + timedelta(microseconds=rng.randrange(30 * 86_400_000_000))
-            event(site, when, n * 977)
-    out.sort(key=lambda item: item[0])
-    return out
+        events(f"small-{n:02d}.example", args.small_per_site, first, 30 * 86_400_000_000, n * 977)
+    return visitors.sessionized(rng, out)
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    handle = open(log, "ab")  # noqa: SIM115 - the child owns it
-    return subprocess.Popen(
-        [sys.executable, "-m", "webapp.cli", *args],
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -177,6 +164,67 @@ async def time_raw(
     return out
 
 
+BIG_RAW_READS = {"aggregate", "page", "source", "exit_page", "browser_version", "props:plan"}
+
+
+async def visit_reads(
+    database_url: str, args: argparse.Namespace, small: str, month: Period
+) -> dict[str, list[dict[str, Any]]]:
+    from db.engine import create_engine
+    from db.settings import load_settings
+
+    settings = load_settings(environ={"DATABASE_URL": database_url}, dotenv_path=None)
+    engine = create_engine(settings)
+    day = Period(DAY, DAY)
+    try:
+        return {
+            "big site-day": await time_visit_reads(
+                engine, BIG_SITE, day, args.runs, args.raw_big_runs, BIG_RAW_READS, percentiles
+            ),
+            "small site-day": await time_visit_reads(
+                engine, small, day, args.runs, args.raw_runs, None, percentiles
+            ),
+            "small site 30-day range": await time_visit_reads(
+                engine, small, month, args.runs, args.raw_runs, None, percentiles
+            ),
+        }
+    finally:
+        await engine.dispose()
+
+
+def report_visit_reads(results: dict[str, Any]) -> None:
+    print("| visit read | rollups p50 | rollups p95 | raw SQL p50 | equal |")
+    print("|---|---|---|---|---|")
+    for scope, rows in results.get("visit_reads", {}).items():
+        for row in rows:
+            raw = row.get("raw")
+            raw_p50 = f"{raw['p50_ms']} ms (n={raw['runs']})" if raw else "-"
+            a = row["rollups"]
+            print(
+                f"| {scope}: {row['read']} | {a['p50_ms']} ms | {a['p95_ms']} ms | {raw_p50} "
+                f"| {row.get('equal', '-')} |"
+            )
+    print()
+
+
+def report_drain(args: argparse.Namespace, results: dict[str, Any]) -> int:
+    """Print the drain figures (both checkouts' when compared); write them if alone."""
+    print()
+    for key in ("drain_compared", "drain"):
+        if key in results:
+            d = results[key]
+            print(
+                f"Drain ({d['code']}): {d['events']:,} events in {d['seconds']} s = "
+                f"{d['events_per_s']:,} events/s "
+                f"({args.workers} worker processes x {args.concurrency} loops)"
+            )
+    print()
+    if args.drain_only:
+        Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+        print(f"written to {args.out}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     env_int = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
@@ -195,6 +243,15 @@ def main() -> int:
         "--out", default=os.environ.get("BENCH_OUT", str(ROOT / "tests/perf/results.json"))
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--compare",
+        default=os.environ.get("BENCH_COMPARE", ""),
+        help="another checkout (e.g. a worktree of main) whose workers drain the same"
+        " messages first, into their own database: before/after in one run",
+    )
+    parser.add_argument(
+        "--drain-only", action="store_true", help="stop after the drain (no query timings)"
+    )
     args = parser.parse_args()
 
     mariadb = os.environ.get("BENCH_MARIADB_URL", "mysql://root@127.0.0.1:3306")
@@ -208,10 +265,6 @@ def main() -> int:
     stream = generate(args)
     print(f"  generated in {time.perf_counter() - t0:.1f} s", flush=True)
 
-    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
-        cur.execute(f"CREATE DATABASE `{DB_NAME}` CHARACTER SET utf8mb4")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "DATABASE_"))}
     port = free_port()
     env.update(
@@ -224,71 +277,37 @@ def main() -> int:
         MAX_QUEUE_LENGTH=str(max(total * 2, 1000)),
         ANALYTICS_DATA_DIR=str(tmp / "data"),
         PYTHONUNBUFFERED="1",
+        # The web edge needs a key since accounts came; the bench reads /stats openly.
+        SECRET_KEY=secrets.token_urlsafe(48),
+        PUBLIC_STATS="true",
     )
-    subprocess.run([sys.executable, "-m", "webapp.cli", "init-db"], env=env, cwd=ROOT, check=True)
-
-    r = redis.Redis.from_url(redis_url)
-    for key in r.scan_iter(match="{" + QUEUE + "}*"):
-        r.delete(key)
-    r.delete(QUEUE)
-    print("pushing onto the Redis queue ...", flush=True)
-    t0 = time.perf_counter()
-    for start in range(0, len(stream), 10_000):
-        r.lpush(QUEUE, *[wire for _, wire in stream[start : start + 10_000]])
-    print(f"  pushed in {time.perf_counter() - t0:.1f} s", flush=True)
+    wires = [wire for _, wire in stream]
     del stream
-
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, Any] = {
         "config": vars(args) | {"total_events": total, "day": DAY.isoformat()}
     }
     try:
-        # ---- drain
-        t_start = time.perf_counter()
-        for n in range(args.workers):
-            procs.append(spawn(["worker"], env, tmp / f"worker-{n}.log"))
-        count_db = pymysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", database=DB_NAME, autocommit=True
-        )
-        done = 0
-        last_print = 0.0
-        while done < total:
-            time.sleep(0.5)
-            with count_db.cursor() as cur:
-                cur.execute("SELECT COALESCE(SUM(events), 0) FROM rollup_sites")
-                done = int(cur.fetchone()[0])  # type: ignore[index]
-            now = time.perf_counter()
-            if now - last_print > 10:
-                print(
-                    f"  {done:,} / {total:,} committed ({done / (now - t_start):,.0f} events/s)",
-                    flush=True,
-                )
-                last_print = now
-            if any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"a worker exited; see {tmp}/worker-*.log")
-        elapsed = time.perf_counter() - t_start
-        with count_db.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM events")
-            raw_count = int(cur.fetchone()[0])  # type: ignore[index]
-        count_db.close()
-        results["drain"] = {
-            "events": total,
-            "seconds": round(elapsed, 1),
-            "events_per_s": round(total / elapsed),
-            "events_rows": raw_count,
-            "workers": args.workers,
-            "concurrency": args.concurrency,
-        }
-        print(
-            f"drained {total:,} events in {elapsed:.1f} s: {total / elapsed:,.0f} events/s",
-            flush=True,
-        )
-        for p in procs:
-            stop(p)
-        procs.clear()
+        # ---- drain: the compared checkout first (its own database), then this one
+        if args.compare:
+            print(f"draining with the workers of {args.compare} ...", flush=True)
+            results["drain_compared"] = drain(
+                Path(args.compare), env, DB_NAME + "_compared", wires, args.workers, tmp
+            )
+            print(f"  {results['drain_compared']}", flush=True)
+            if not args.keep:
+                with admin().cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{DB_NAME}_compared`")
+        print("draining with this checkout's workers ...", flush=True)
+        results["drain"] = drain(ROOT, env, DB_NAME, wires, args.workers, tmp)
+        results["drain"] |= {"workers": args.workers, "concurrency": args.concurrency}
+        print(f"  {results['drain']}", flush=True)
+        del wires
+        if args.drain_only:
+            return report_drain(args, results)
 
         # ---- /stats over HTTP
-        procs.append(spawn(["web"], env, tmp / "web.log"))
+        procs.append(spawn(["web"], env, tmp / "web.log", ROOT))
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
@@ -363,14 +382,19 @@ def main() -> int:
                 same = body == raw_body
             table.append({"query": name, "rollups": figures, "raw": raw_figures, "equal": same})
         results["stats"] = table
+
+        # ---- visitor and visit reads (db layer) against their plain-SQL reference
+        print("visitor and visit reads ...", flush=True)
+        results["visit_reads"] = asyncio.run(
+            visit_reads(database_url, args, small, Period(first, DAY))
+        )
     finally:
         for p in procs:
             stop(p)
-        r.delete(QUEUE)
+        redis.Redis.from_url(redis_url).delete(QUEUE)
         if not args.keep:
-            with admin.cursor() as cur:
+            with admin().cursor() as cur:
                 cur.execute(f"DROP DATABASE IF EXISTS `{DB_NAME}`")
-        admin.close()
 
     big = next(row for row in results["stats"] if row["query"] == "big site-day /stats")
     small_row = next(row for row in results["stats"] if row["query"] == "small site-day /stats")
@@ -380,15 +404,14 @@ def main() -> int:
         "p50(big day) <= 2 x p50(small day)": big["rollups"]["p50_ms"]
         <= 2 * small_row["rollups"]["p50_ms"],
         "30-day range p50 <= 100 ms": rng30["rollups"]["p50_ms"] <= 100,
-        "drain >= 30,000 events/s": results["drain"]["events_per_s"] >= 30_000,
+        "drain >= 10,000 events/s": results["drain"]["events_per_s"] >= 10_000,
+        "every visit read p50 <= 20 ms": all(
+            row["rollups"]["p50_ms"] <= 20
+            for rows in results["visit_reads"].values()
+            for row in rows
+        ),
     }
-    print()
-    print(
-        f"Drain: {results['drain']['events']:,} events in {results['drain']['seconds']} s = "
-        f"{results['drain']['events_per_s']:,} events/s "
-        f"({args.workers} worker processes x {args.concurrency} loops)"
-    )
-    print()
+    report_drain(args, results)
     print("| query | rollups p50 | rollups p95 | raw SQL p50 | raw SQL p95 | equal |")
     print("|---|---|---|---|---|---|")
     for row in results["stats"]:
@@ -398,11 +421,14 @@ def main() -> int:
             f"| {b['p95_ms']} ms (n={b['runs']}) | {row['equal']} |"
         )
     print()
+    report_visit_reads(results)
     for target, ok in results["targets"].items():
         print(f"{'PASS' if ok else 'MISS'}  {target}")
     Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     print(f"\nwritten to {args.out}")
-    return 0 if all(row["equal"] for row in results["stats"]) else 1
+    reads = [row for rows in results["visit_reads"].values() for row in rows]
+    equal = all(row["equal"] for row in results["stats"])
+    return 0 if equal and all(row.get("equal", True) for row in reads) else 1
 
 
 if __name__ == "__main__":

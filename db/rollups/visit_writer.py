@@ -1,0 +1,164 @@
+"""Writing a batch's visitor and visit deltas (db/rollups/visits.py) in its transaction.
+
+After the user aggregates (db/rollups/writer.py), in this order, each statement's rows
+sorted by primary key so concurrent batches lock rows in one order:
+
+1. the distinct-visitor sets (day, hour, and per breakdown value): ``INSERT IGNORE``
+   with the transaction's token, then the new rows per bucket (exact under concurrency
+   for the reason the package docstring gives);
+2. the exit pages' (page, visitor) visit counts: an upsert adding this batch's changes,
+   then a locking read of the same rows. The upsert holds those rows' exclusive locks
+   until commit, so the read shows the committed count plus ours: the count before us
+   is the read minus our change, and a visitor joins a page's exit visitors when its
+   count goes from 0 to positive and leaves when it returns to 0. Exit visitors are the
+   one distinct count that can shrink, which the grow-only token sets cannot express;
+3. the day and hour counters, then the breakdown rows, adding the new visitors.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Table, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db import models
+from db.rollups.dialect import upsert_adding
+from db.rollups.literals import Literals
+from db.rollups.membership import MemberCache
+from db.rollups.rows import Render, insert_new_members, write_rows
+from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VALUE_FIGURES, VisitDeltas
+
+ExitKey = tuple[str, date, str, str]
+# Keys per locking read of exit rows (bounded statements, as CHUNK_ROWS bounds writes).
+READ_CHUNK = 250
+
+
+def _render(lit: Literals | None, kinds: str, shared: int = 0) -> Render | None:
+    return None if lit is None else lit.renderer(kinds, shared)
+
+
+async def _exit_counts(
+    conn: AsyncConnection, lit: Literals | None, keys: list[ExitKey]
+) -> dict[ExitKey, int]:
+    """The current ``visits`` of exit rows ``keys`` (sorted), read with a locking read."""
+    t = models.rollup_day_exit_visitors
+    out: dict[ExitKey, int] = {}
+    for start in range(0, len(keys), READ_CHUNK):
+        chunk = keys[start : start + READ_CHUNK]
+        if lit is None:
+            cols = (t.c.site_id, t.c.day, t.c.value_hash, t.c.visitor_hash)
+            result = await conn.execute(
+                select(*cols, t.c.visits).where(tuple_(*cols).in_(chunk)).with_for_update()
+            )
+        else:
+            render = lit.renderer("swhh")
+            result = await conn.exec_driver_sql(
+                "SELECT site_id, day, value_hash, visitor_hash, visits"
+                " FROM rollup_day_exit_visitors"
+                " WHERE (site_id, day, value_hash, visitor_hash) IN ("
+                + ",".join(render(k) for k in chunk)
+                + ") FOR UPDATE",
+                execution_options={"no_parameters": True},
+            )
+        for site, day, value_hash, visitor, visits in result:
+            out[(site, day, value_hash, visitor)] = int(visits)
+    return out
+
+
+async def _exit_visitors(
+    conn: AsyncConnection, lit: Literals | None, changes: Mapping[ExitKey, int]
+) -> Counter[tuple[Any, ...]]:
+    """Apply the exit (page, visitor) count changes; return the change of each exit
+    page's visitors, keyed like the breakdown rows (site, day, ``exit_page``, digest)."""
+    if not changes:
+        return Counter()
+    t = models.rollup_day_exit_visitors
+    keys = sorted(changes)
+    rows = [(*k, changes[k]) for k in keys]
+    stmt = upsert_adding(conn, t, ("visits",))
+    await write_rows(conn, stmt, "visits", t, rows, _render(lit, "swhhn", 3))
+    now = await _exit_counts(conn, lit, keys)
+    out: Counter[tuple[Any, ...]] = Counter()
+    for key in keys:
+        after = now[key]
+        before = after - changes[key]
+        moved = int(after > 0) - int(before > 0)
+        if moved:
+            site, day, value_hash, _ = key
+            out[(site, day, EXIT_PAGE, value_hash)] += moved
+    return out
+
+
+async def write_visit_deltas(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    deltas: VisitDeltas,
+    token: int,
+    cache: MemberCache | None,
+) -> None:
+    """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction)."""
+    deltas.finish()
+    sets: list[tuple[Table, set[tuple[Any, ...]], str]] = [
+        (models.rollup_day_visitors, deltas.day_visitors, "swh"),
+        (models.rollup_hour_visitors, deltas.hour_visitors, "swh"),
+        (models.rollup_day_value_visitors, deltas.value_visitors, "swshh"),
+    ]
+    new: list[Counter[tuple[Any, ...]]] = []
+    for table, keys, kinds in sets:
+        unknown = keys if cache is None else cache.unknown(keys)
+        new.append(await insert_new_members(conn, table, unknown, token, _render(lit, kinds + "n")))
+    new_day, new_hour, new_values = new
+    new_values.update(await _exit_visitors(conn, lit, deltas.exit_changes()))
+    await _upsert_day_visits(conn, lit, deltas, new_day)
+    await _upsert_hour_visits(conn, lit, deltas, new_hour)
+    await _upsert_values(conn, lit, deltas, new_values)
+
+
+async def _upsert_day_visits(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    deltas: VisitDeltas,
+    visitors: Counter[tuple[Any, ...]],
+) -> None:
+    t = models.rollup_day_visits
+    rows = []
+    for key in sorted(set(deltas.day_visits) | set(visitors)):
+        figures = list(deltas.day_visits.get(key, [0] * len(DAY_FIGURES)))
+        figures[0] = visitors.get(key, 0)
+        rows.append((*key, *figures))
+    stmt = upsert_adding(conn, t, DAY_FIGURES)
+    await write_rows(conn, stmt, "visits", t, rows, _render(lit, "sw" + "n" * len(DAY_FIGURES)))
+
+
+async def _upsert_hour_visits(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    deltas: VisitDeltas,
+    visitors: Counter[tuple[Any, ...]],
+) -> None:
+    t = models.rollup_hour_visits
+    keys = sorted(set(deltas.hour_visits) | set(visitors))
+    rows = [(*k, visitors.get(k, 0), deltas.hour_visits.get(k, 0)) for k in keys]
+    stmt = upsert_adding(conn, t, ("visitors", "visits"))
+    await write_rows(conn, stmt, "visits", t, rows, _render(lit, "swnn"))
+
+
+async def _upsert_values(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    deltas: VisitDeltas,
+    visitors: Counter[tuple[Any, ...]],
+) -> None:
+    t = models.rollup_day_values
+    names = deltas.value_names
+    rows = []
+    for key in sorted(deltas.values):
+        figures = deltas.values[key]
+        rows.append((*key, names[key[3]], visitors.get(key, 0), *figures[1:]))
+    stmt = upsert_adding(conn, t, VALUE_FIGURES)
+    kinds = "swshs" + "n" * len(VALUE_FIGURES)
+    await write_rows(conn, stmt, "figures", t, rows, _render(lit, kinds))
