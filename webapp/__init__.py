@@ -24,10 +24,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["SETTINGS"] = load_settings()
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from webapp import api, auth, dashboard, errors, ingest, metrics, openapi
+    from webapp import api, auth, dashboard, errors, ingest, metrics, openapi, visitors_api
 
     app.register_blueprint(ingest.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(visitors_api.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)

@@ -109,15 +109,20 @@ def _event_type() -> str | None:
     return value
 
 
-def _limit() -> int:
+def _limit_between(default: int, most: int) -> int:
+    """The ``limit`` parameter: 1..``most``, ``default`` when absent."""
     raw = request.args.get("limit")
     if raw is None:
-        return DEFAULT_LIMIT
+        return default
     # Plain ASCII digits only: int() alone also takes "1_0" and non-ASCII digits.
     value = int(raw) if _INT.fullmatch(raw) else 0
-    if not 1 <= value <= MAX_LIMIT:
-        raise HTTPError(400, f"limit must be an integer between 1 and {MAX_LIMIT}")
+    if not 1 <= value <= most:
+        raise HTTPError(400, f"limit must be an integer between 1 and {most}")
     return value
+
+
+def _limit() -> int:
+    return _limit_between(DEFAULT_LIMIT, MAX_LIMIT)
 
 
 async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:

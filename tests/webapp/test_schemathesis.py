@@ -89,7 +89,7 @@ def test_document_covers_every_api_route() -> None:
     served = {
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.split(".")[0] in ("api", "ingest", "openapi")
+        if rule.endpoint.split(".")[0] in ("api", "ingest", "openapi", "visitors")
         for method in rule.methods or ()
         if method not in ("HEAD", "OPTIONS") or rule.rule in ("/event", "/events")
     }

@@ -46,7 +46,15 @@ PUBLIC = frozenset(
     }
 )
 READ_API = frozenset(
-    {"api.get_stats", "api.get_event_types", "api.get_timeseries", "api.get_sites", "api.live"}
+    {
+        "api.get_stats",
+        "api.get_event_types",
+        "api.get_timeseries",
+        "api.get_sites",
+        "api.live",
+        "visitors.get_aggregate",
+        "visitors.get_breakdown",
+    }
 )
 READ_PAGE = frozenset({"dashboard.index"})
 ACCOUNT = frozenset(

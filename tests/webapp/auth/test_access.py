@@ -26,6 +26,8 @@ READS = [
     "/stats?site_id=site-a",
     "/stats/event-types?site_id=site-a",
     "/stats/timeseries?site_id=site-a",
+    "/stats/aggregate?site_id=site-a",
+    "/stats/breakdown?site_id=site-a&property=source",
     "/live?site_id=site-a",
 ]
 
