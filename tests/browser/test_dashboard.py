@@ -47,6 +47,9 @@ def views(base: str, site: str, **params: Any) -> int:
     return int(found["total_views"])
 
 
+PAGES_ROWS = "#panel-pages tbody tr"
+
+
 def figure(page: Any, name: str) -> Any:
     return page.locator(f"#fig-{name} [data-role=value]")
 
@@ -65,10 +68,10 @@ def test_dashboard_loads_without_console_errors(
     wait_views(analytics_url, site, 2)
 
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
     expect(page.locator("#chart .uplot")).to_have_count(1)
-    expect(page.locator("#top-paths tbody tr")).to_have_count(2)
+    expect(page.locator(PAGES_ROWS)).to_have_count(2)
     expect(page.locator("#live-worker")).to_have_text(re.compile("Running"))
     # Stay for one automatic refresh: it must not produce errors either.
     page.wait_for_timeout(5500)
@@ -87,7 +90,7 @@ def test_form_event_updates_figures_without_reload(
 ) -> None:
     site = new_site("form")
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    expect(figure(page, "views")).to_have_text("0")
+    expect(figure(page, "pageviews")).to_have_text("0")
     page.evaluate("window.__notReloaded = true")
 
     # An error from the API is shown as the API worded it.
@@ -103,9 +106,9 @@ def test_form_event_updates_figures_without_reload(
     page.get_by_role("textbox", name="User (optional)").press("Enter")
     expect(page.locator("#form-status")).to_have_text(re.compile(r"Accepted \(202"))
 
-    expect(figure(page, "views")).to_have_text("1", timeout=20_000)
-    expect(figure(page, "users")).to_have_text("1")
-    expect(page.locator("#top-paths tbody tr")).to_have_text([re.compile(r"/pricing\s*1")])
+    expect(figure(page, "pageviews")).to_have_text("1", timeout=20_000)
+    expect(figure(page, "visitors")).to_have_text("1")
+    expect(page.locator(PAGES_ROWS)).to_have_text([re.compile(r"/pricing\s*1\s*1")])
     assert page.evaluate("window.__notReloaded") is True
     problems.console_errors = [e for e in problems.console_errors if "400" not in e]
     problems.assert_clean()
@@ -128,42 +131,42 @@ def test_site_and_range_follow_url(page: Any, problems: PageProblems, analytics_
     wait_views(analytics_url, site_b, 2, date=three_days_ago.date().isoformat())
 
     page.goto(f"{analytics_url}/?site={site_a}&range=today")
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
 
     page.select_option("#site-select", site_b)
     expect(page).to_have_url(re.compile(rf"site={site_b}"))
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
 
     page.select_option("#range-select", "7d")
     expect(page).to_have_url(re.compile(r"range=7d"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     expect(page.locator("#chart-interval")).to_have_text("by day, UTC")
 
     page.select_option("#range-select", "day")
     page.fill("#custom-date", three_days_ago.date().isoformat())
     expect(page).to_have_url(re.compile(rf"range=day&date={three_days_ago.date().isoformat()}"))
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
 
     # Back and forward walk through the selections; a bookmark reopens the same view.
     page.go_back()
     expect(page).to_have_url(re.compile(r"range=day(?!&date)|range=day&date=" + today()))
     page.go_back()
     expect(page).to_have_url(re.compile(r"range=7d"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     page.go_back()
     expect(page).to_have_url(re.compile(rf"site={site_b}&range=today"))
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
     page.go_back()
     expect(page).to_have_url(re.compile(rf"site={site_a}"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     expect(page.locator("#site-select")).to_have_value(site_a)
     page.go_forward()
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
     expect(page.locator("#site-select")).to_have_value(site_b)
 
     page.goto(f"{analytics_url}/?site={site_b}&range=day&date={three_days_ago.date().isoformat()}")
     expect(page.locator("#range-select")).to_have_value("day")
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
     problems.assert_clean()
 
 
@@ -176,7 +179,7 @@ def test_hostile_path_is_shown_literally(
     wait_views(analytics_url, site, 1)
 
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    cell = page.locator("#top-paths tbody td.label")
+    cell = page.locator("#panel-pages tbody td.label")
     expect(cell).to_have_text(HOSTILE)
     assert page.locator("img[src=x]").count() == 0
     page.wait_for_timeout(1000)
@@ -208,8 +211,10 @@ def test_empty_error_and_no_data_states(page: Any, analytics_url: str) -> None:
         lambda route: route.fulfill(status=404, json={"error": "no such endpoint"}),
     )
     page.goto(f"{analytics_url}/?site={site}&range=7d")
-    expect(figure(page, "views")).to_have_text("0")
-    expect(page.locator("#paths-msg")).to_contain_text(f"No page views for {site} in last 7 days")
+    expect(figure(page, "pageviews")).to_have_text("0")
+    expect(page.locator("#panel-pages [data-role=msg]")).to_contain_text(
+        f"No page views for {site} in last 7 days"
+    )
     expect(page.locator("#chart-msg")).to_have_text(
         "Could not load the time series: the API answered 404: no such endpoint."
     )
@@ -300,7 +305,7 @@ def test_screenshot_with_data(browser: Any, analytics_url: str) -> None:
         pg.goto(f"{analytics_url}/?site={site}&range=7d")
         expect(pg.locator("#live-indicator")).to_have_attribute("data-state", "live")
         expect(pg.locator("#chart .uplot")).to_have_count(1)
-        expect(pg.locator("#top-paths tbody tr")).to_have_count(len(paths))
+        expect(pg.locator(PAGES_ROWS)).to_have_count(len(paths))
         pg.wait_for_timeout(300)
         pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         context.close()
