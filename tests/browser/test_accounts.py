@@ -119,6 +119,10 @@ def test_share_link_opens_its_site_only(
     expect(page.locator("#site-select option")).to_have_count(1)
     expect(page.locator("#site-select")).to_have_value("ann-site")
     expect(page.locator("#live-indicator")).not_to_have_attribute("data-state", "connecting")
+    # Every data call sends the link's token: figures, chart and panels load, none is refused.
+    expect(page.locator("#fig-visits [data-role=value]")).not_to_have_text("–")
+    expect(page.locator("#chart .uplot")).to_have_count(1)
+    expect(page.locator("#site-view .section-msg.is-error")).to_have_count(0)
     token = url.rsplit("/", 1)[1]
     base = private_server.base_url
     assert status(f"{base}/stats?site_id=other-site", {"X-Share-Token": token}) == 404
