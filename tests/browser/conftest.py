@@ -194,11 +194,11 @@ def watch(pg: Any, problems: PageProblems) -> None:
 
 
 # ---- API helpers -------------------------------------------------------------------------------
-def post_event(base_url: str, event: dict[str, Any]) -> int:
+def post_event(base_url: str, event: dict[str, Any], headers: dict[str, str] | None = None) -> int:
     req = urllib.request.Request(
         f"{base_url}/event",
         data=json.dumps(event).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as resp:

@@ -281,8 +281,8 @@
         setChange(id, c, format(prevValue), p.prevLabel, !!a && !b);
       });
       setText($("fig-bots").querySelector('[data-role="value"]'), a ? fmt(a.bots) : "–");
-      if (!a) return r[0].reason;
-      return null;
+      msg($("figures-msg"), a ? "" : "Could not load the figures: " + r[0].reason.message + ".", true);
+      return a ? null : r[0].reason;
     });
   }
 
