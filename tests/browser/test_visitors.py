@@ -156,7 +156,11 @@ def test_visit_from_google_on_a_phone_shows_in_every_panel(
 
     # Pages: both pages; the visit entered on /landing and left from /pricing.
     expect(labels(dash, "pages")).to_have_text(["/landing", "/pricing"])
-    tab(dash, "pages", "entry_page")
+    # From the keyboard: the arrow keys move along the tabs.
+    dash.focus("#tab-pages-page")
+    dash.keyboard.press("ArrowRight")
+    expect(dash.locator("#tab-pages-entry_page")).to_be_focused()
+    expect(dash.locator("#tab-pages-entry_page")).to_have_attribute("aria-selected", "true")
     expect(labels(dash, "pages")).to_have_text(["/landing"])
     tab(dash, "pages", "exit_page")
     expect(labels(dash, "pages")).to_have_text(["/pricing"])
