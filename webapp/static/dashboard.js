@@ -281,7 +281,7 @@
         setChange(id, c, format(prevValue), p.prevLabel, !!a && !b);
       });
       setText($("fig-bots").querySelector('[data-role="value"]'), a ? fmt(a.bots) : "–");
-      msg($("figures-msg"), a ? "" : "Could not load the figures: " + r[0].reason.message + ".", true);
+      msg($("figures-msg"), a ? "" : "Could not load the figures: " + r[0].reason.message + ".", !a);
       return a ? null : r[0].reason;
     });
   }
