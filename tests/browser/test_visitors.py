@@ -225,3 +225,72 @@ def test_headless_browser_is_a_bot_not_a_visitor(
     expect(labels(page, "pages")).to_have_text(["/"])
     assert ORDINARY_UA in page.evaluate("navigator.userAgent")
     problems.assert_clean()
+
+
+def test_figures_changes_and_labels_are_formatted(
+    page: Any, problems: PageProblems, analytics_url: str
+) -> None:
+    """Fixed API answers (routed): durations, ratios, rates, their changes, flags and tabs."""
+    current = {"visitors": 150, "visits": 200, "pageviews": 500, "views_per_visit": 2.5}
+    current |= {"bounce_rate": 40, "visit_duration": 3725, "bots": 7}
+    previous = {"visitors": 100, "visits": 0, "pageviews": 500, "views_per_visit": 0}
+    previous |= {"bounce_rate": 0, "visit_duration": 75, "bots": 0}
+    this_period = f"date={today()}"
+
+    def aggregate_answer(route: Any) -> None:
+        figures = current if this_period in route.request.url else previous
+        route.fulfill(json={"site_id": "s", "from": "", "to": "", **figures})
+
+    def breakdown_answer(route: Any) -> None:
+        prop = re.search(r"property=([^&]+)", route.request.url)
+        assert prop is not None
+        values = {
+            "country": ["DE", "US", "zz", HOSTILE],
+            "region": ["Bavaria"],
+            "city": ["Munich"],
+        }.get(prop.group(1), [])
+        rows = [{"value": v, "visitors": 9 - i, "visits": 9 - i} for i, v in enumerate(values)]
+        route.fulfill(json={"site_id": "s", "property": prop.group(1), "results": rows})
+
+    page.route(re.compile(r"/stats/aggregate\?"), aggregate_answer)
+    page.route(re.compile(r"/stats/breakdown\?"), breakdown_answer)
+    page.goto(f"{analytics_url}/?site={new_site('formats')}&range=today")
+
+    def change(name: str) -> Any:
+        return page.locator(f"#fig-{name} [data-role=change]")
+
+    expect(figure(page, "visitors")).to_have_text("150")
+    expect(change("visitors")).to_have_text("▲ 50% vs yesterday (100)")
+    expect(change("visitors")).to_have_class(re.compile("change-good"))
+    expect(change("pageviews")).to_have_text("±0% vs yesterday (500)")
+    # Nothing to compare with: the previous period had no visits.
+    expect(change("visits")).to_have_text("\N{NO-BREAK SPACE}")
+    expect(change("views-per-visit")).to_have_text("\N{NO-BREAK SPACE}")
+    expect(change("bounce-rate")).to_have_text("\N{NO-BREAK SPACE}")
+    expect(figure(page, "views-per-visit")).to_have_text("2.5")
+    expect(figure(page, "bounce-rate")).to_have_text("40%")
+    expect(figure(page, "visit-duration")).to_have_text("1:02:05")
+    expect(change("visit-duration")).to_have_text("▲ 4867% vs yesterday (1:15)")
+    expect(figure(page, "bots")).to_have_text("7")
+
+    # A lower bounce rate than before is the good direction, in percentage points.
+    previous.update(visits=180, bounce_rate=46)
+    page.reload()
+    expect(change("bounce-rate")).to_have_text("▼ 6 pts vs yesterday (46%)")
+    expect(change("bounce-rate")).to_have_class(re.compile("change-good"))
+
+    # Countries with flag and name; an unknown code or hostile value as it is, as text.
+    expect(labels(page, "locations")).to_have_text(
+        [
+            "\U0001f1e9\U0001f1ea Germany",
+            "\U0001f1fa\U0001f1f8 United States",
+            re.compile("zz|ZZ|Unknown"),
+            HOSTILE,
+        ]
+    )
+    assert page.locator("img[src=x]").count() == 0
+    # The server has regions (GEOIP_DB): the Regions and Cities tabs are there.
+    expect(page.locator("#tab-locations-region")).to_be_visible()
+    tab(page, "locations", "city")
+    expect(labels(page, "locations")).to_have_text(["Munich"])
+    problems.assert_clean()
