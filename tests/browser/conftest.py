@@ -38,6 +38,13 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# Tracker events (they carry ``url``) from a headless browser are counted as bots and never stored,
+# and Playwright's default User-Agent says HeadlessChrome: pages that run the tracker and expect
+# their events to count present an ordinary desktop Chrome instead.
+ORDINARY_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -157,9 +164,20 @@ def problems() -> PageProblems:
 
 @pytest.fixture
 def page(browser: Any, problems: PageProblems) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, locale="en-US", user_agent=ORDINARY_UA
+    )
     context.set_default_timeout(20_000)
     pg = context.new_page()
+    watch(pg, problems)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def watch(pg: Any, problems: PageProblems) -> None:
+    """Record the page's console errors, uncaught exceptions and dialogs (dismissed) in problems."""
 
     def on_console(message: Any) -> None:
         if message.type == "error":
@@ -173,18 +191,14 @@ def page(browser: Any, problems: PageProblems) -> Iterator[Any]:
         dialog.dismiss()
 
     pg.on("dialog", on_dialog)
-    try:
-        yield pg
-    finally:
-        context.close()
 
 
 # ---- API helpers -------------------------------------------------------------------------------
-def post_event(base_url: str, event: dict[str, Any]) -> int:
+def post_event(base_url: str, event: dict[str, Any], headers: dict[str, str] | None = None) -> int:
     req = urllib.request.Request(
         f"{base_url}/event",
         data=json.dumps(event).encode(),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as resp:

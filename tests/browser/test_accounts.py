@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import ROOT, LiveServer, start_live_server, stop_live_server, temporary_mariadb
 
 from .conftest import PageProblems, post_event
+from .test_dashboard import NO_VALUE
 
 pytestmark = pytest.mark.browser
 
@@ -119,6 +120,10 @@ def test_share_link_opens_its_site_only(
     expect(page.locator("#site-select option")).to_have_count(1)
     expect(page.locator("#site-select")).to_have_value("ann-site")
     expect(page.locator("#live-indicator")).not_to_have_attribute("data-state", "connecting")
+    # Every data call sends the link's token: figures, chart and panels load, none is refused.
+    expect(page.locator("#fig-visits [data-role=value]")).not_to_have_text(NO_VALUE)
+    expect(page.locator("#chart .uplot")).to_have_count(1)
+    expect(page.locator("#site-view .section-msg.is-error:visible")).to_have_count(0)
     token = url.rsplit("/", 1)[1]
     base = private_server.base_url
     assert status(f"{base}/stats?site_id=other-site", {"X-Share-Token": token}) == 404

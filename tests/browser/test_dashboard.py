@@ -8,14 +8,14 @@ import re
 import shutil
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from .conftest import ARTIFACTS, PageProblems, get_json, post_event, wait_for
+from .conftest import ARTIFACTS, ORDINARY_UA, PageProblems, get_json, post_event, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -47,6 +47,10 @@ def views(base: str, site: str, **params: Any) -> int:
     return int(found["total_views"])
 
 
+PAGES_ROWS = "#panel-pages tbody tr"
+NO_VALUE = "\N{EN DASH}"  # what a figure shows until it is known
+
+
 def figure(page: Any, name: str) -> Any:
     return page.locator(f"#fig-{name} [data-role=value]")
 
@@ -65,10 +69,10 @@ def test_dashboard_loads_without_console_errors(
     wait_views(analytics_url, site, 2)
 
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
     expect(page.locator("#chart .uplot")).to_have_count(1)
-    expect(page.locator("#top-paths tbody tr")).to_have_count(2)
+    expect(page.locator(PAGES_ROWS)).to_have_count(2)
     expect(page.locator("#live-worker")).to_have_text(re.compile("Running"))
     # Stay for one automatic refresh: it must not produce errors either.
     page.wait_for_timeout(5500)
@@ -87,7 +91,7 @@ def test_form_event_updates_figures_without_reload(
 ) -> None:
     site = new_site("form")
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    expect(figure(page, "views")).to_have_text("0")
+    expect(figure(page, "pageviews")).to_have_text("0")
     page.evaluate("window.__notReloaded = true")
 
     # An error from the API is shown as the API worded it.
@@ -103,9 +107,9 @@ def test_form_event_updates_figures_without_reload(
     page.get_by_role("textbox", name="User (optional)").press("Enter")
     expect(page.locator("#form-status")).to_have_text(re.compile(r"Accepted \(202"))
 
-    expect(figure(page, "views")).to_have_text("1", timeout=20_000)
-    expect(figure(page, "users")).to_have_text("1")
-    expect(page.locator("#top-paths tbody tr")).to_have_text([re.compile(r"/pricing\s*1")])
+    expect(figure(page, "pageviews")).to_have_text("1", timeout=20_000)
+    expect(figure(page, "visitors")).to_have_text("1")
+    expect(page.locator(PAGES_ROWS)).to_have_text([re.compile(r"/pricing\s*1\s*1")])
     assert page.evaluate("window.__notReloaded") is True
     problems.console_errors = [e for e in problems.console_errors if "400" not in e]
     problems.assert_clean()
@@ -128,42 +132,42 @@ def test_site_and_range_follow_url(page: Any, problems: PageProblems, analytics_
     wait_views(analytics_url, site_b, 2, date=three_days_ago.date().isoformat())
 
     page.goto(f"{analytics_url}/?site={site_a}&range=today")
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
 
     page.select_option("#site-select", site_b)
     expect(page).to_have_url(re.compile(rf"site={site_b}"))
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
 
     page.select_option("#range-select", "7d")
     expect(page).to_have_url(re.compile(r"range=7d"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     expect(page.locator("#chart-interval")).to_have_text("by day, UTC")
 
     page.select_option("#range-select", "day")
     page.fill("#custom-date", three_days_ago.date().isoformat())
     expect(page).to_have_url(re.compile(rf"range=day&date={three_days_ago.date().isoformat()}"))
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
 
     # Back and forward walk through the selections; a bookmark reopens the same view.
     page.go_back()
     expect(page).to_have_url(re.compile(r"range=day(?!&date)|range=day&date=" + today()))
     page.go_back()
     expect(page).to_have_url(re.compile(r"range=7d"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     page.go_back()
     expect(page).to_have_url(re.compile(rf"site={site_b}&range=today"))
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
     page.go_back()
     expect(page).to_have_url(re.compile(rf"site={site_a}"))
-    expect(figure(page, "views")).to_have_text("3")
+    expect(figure(page, "pageviews")).to_have_text("3")
     expect(page.locator("#site-select")).to_have_value(site_a)
     page.go_forward()
-    expect(figure(page, "views")).to_have_text("1")
+    expect(figure(page, "pageviews")).to_have_text("1")
     expect(page.locator("#site-select")).to_have_value(site_b)
 
     page.goto(f"{analytics_url}/?site={site_b}&range=day&date={three_days_ago.date().isoformat()}")
     expect(page.locator("#range-select")).to_have_value("day")
-    expect(figure(page, "views")).to_have_text("2")
+    expect(figure(page, "pageviews")).to_have_text("2")
     problems.assert_clean()
 
 
@@ -176,7 +180,7 @@ def test_hostile_path_is_shown_literally(
     wait_views(analytics_url, site, 1)
 
     page.goto(f"{analytics_url}/?site={site}&range=today")
-    cell = page.locator("#top-paths tbody td.label")
+    cell = page.locator("#panel-pages tbody td.label")
     expect(cell).to_have_text(HOSTILE)
     assert page.locator("img[src=x]").count() == 0
     page.wait_for_timeout(1000)
@@ -201,18 +205,36 @@ def test_empty_error_and_no_data_states(page: Any, analytics_url: str) -> None:
     expect(page.locator("#site-select")).to_contain_text("No sites yet")
     page.unroute_all()
 
-    # A site with no data in the period, and one endpoint failing: each section says what happened.
+    # A site with no data in the period, and endpoints failing: each section says what happened.
     site = new_site("nodata")
+    missing = {"status": 404, "json": {"error": "no such endpoint"}}
+    page.route(api_path("/stats/timeseries"), lambda route: route.fulfill(**missing))
     page.route(
-        api_path("/stats/timeseries"),
-        lambda route: route.fulfill(status=404, json={"error": "no such endpoint"}),
+        lambda url: urlsplit(url).path == "/stats/breakdown" and "property=source&" in url,
+        lambda route: route.fulfill(**missing),
     )
     page.goto(f"{analytics_url}/?site={site}&range=7d")
-    expect(figure(page, "views")).to_have_text("0")
-    expect(page.locator("#paths-msg")).to_contain_text(f"No page views for {site} in last 7 days")
+    expect(figure(page, "pageviews")).to_have_text("0")
+    expect(figure(page, "bounce-rate")).to_have_text("0%")
+    expect(page.locator("#panel-pages [data-role=msg]")).to_contain_text(
+        f"No page views for {site} in last 7 days"
+    )
+    expect(page.locator("#panel-devices [data-role=msg]")).to_contain_text(
+        f"No data for {site} in last 7 days"
+    )
     expect(page.locator("#chart-msg")).to_have_text(
         "Could not load the time series: the API answered 404: no such endpoint."
     )
+    expect(page.locator("#panel-sources [data-role=msg]")).to_have_text(
+        "Could not load this breakdown: the API answered 404: no such endpoint."
+    )
+    page.unroute_all()
+    page.route(api_path("/stats/aggregate"), lambda route: route.fulfill(**missing))
+    page.goto(f"{analytics_url}/?site={site}&range=7d")
+    expect(page.locator("#figures-msg")).to_have_text(
+        "Could not load the figures: the API answered 404: no such endpoint."
+    )
+    expect(figure(page, "visitors")).to_have_text(NO_VALUE)
     page.unroute_all()
 
     # The API goes down: a banner and an offline indicator; the selection stays; it recovers.
@@ -265,28 +287,105 @@ def urlsplit_origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Demo traffic for the screenshots: where visitors come from, what they browse with, their
+# addresses (sent as X-Forwarded-For, which the servers believe from 127.0.0.1: countries) and the
+# screen widths that go with their devices.
+DEMO_SOURCES = [
+    (40, "https://www.google.com/", {}),
+    (20, "", {}),
+    (10, "https://news.ycombinator.com/", {}),
+    (8, "https://www.reddit.com/r/selfhosted/", {}),
+    (7, "https://duckduckgo.com/", {}),
+    (6, "", {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "launch"}),
+    (5, "https://github.com/", {}),
+    (4, "https://t.co/abc", {"utm_source": "twitter", "utm_medium": "social"}),
+]
+DEMO_AGENTS = [
+    (35, 1440, ORDINARY_UA.replace("X11; Linux x86_64", "Windows NT 10.0; Win64; x64")),
+    (
+        20,
+        1280,
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.2 Safari/605.1.15",
+    ),
+    (
+        25,
+        390,
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
+    ),
+    (
+        12,
+        412,
+        "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/120.0.0.0 Mobile Safari/537.36",
+    ),
+    (8, 1920, "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"),
+]
+DEMO_ADDRESSES = [
+    (30, "8.8.{}.{}"),  # US
+    (20, "193.99.{}.{}"),  # DE
+    (12, "81.2.{}.{}"),  # GB
+    (10, "133.242.{}.{}"),  # JP
+    (8, "200.160.{}.{}"),  # BR
+    (6, "1.1.{}.{}"),  # AU
+]
+
+
 def test_screenshot_with_data(browser: Any, analytics_url: str) -> None:
-    """Fill a demo site with two weeks of traffic and save screenshots (wide and phone width)."""
+    """Fill a demo site with two weeks of visits and save screenshots (wide and phone width)."""
     site = "demo-shop"
     rng = random.Random(4)
     paths = ["/", "/pricing", "/blog/launch", "/docs/getting-started", "/about", "/signup"]
     weights = [40, 22, 14, 10, 6, 8]
+
+    def pick(choices: Sequence[tuple[Any, ...]]) -> Any:
+        return rng.choices(choices, [c[0] for c in choices])[0]
+
     now = datetime.now(timezone.utc).replace(microsecond=0)
     midnight = now.replace(hour=0, minute=0, second=0)
     pageviews = 0
     for day in range(13, -1, -1):
-        n = 14 + int(6 * (13 - day) / 13) + rng.randint(0, 8)
-        for _ in range(n):
-            elapsed = 86_399 if day else int((now - midnight).total_seconds())
-            ts = midnight - timedelta(days=day) + timedelta(seconds=rng.randint(0, elapsed))
-            user = f"user-{rng.randint(1, 25 + (13 - day) * 2)}"
-            kind = rng.choices(["pageview", "click", "signup", "purchase"], [80, 12, 5, 3])[0]
-            path = rng.choices(paths, weights)[0]
-            event = {"site_id": site, "event_type": kind, "path": path, "user_id": user}
-            assert post_event(analytics_url, {**event, "timestamp": iso(ts)}) == 202
-            pageviews += kind == "pageview"
-    start = (now - timedelta(days=13)).date().isoformat()
-    span = {"from": start, "to": today()}
+        visits = 8 + int(4 * (13 - day) / 13) + rng.randint(0, 4)
+        elapsed = 86_399 - 3600 if day else max(1, int((now - midnight).total_seconds()) - 3600)
+        starts = sorted(rng.randint(0, elapsed) for _ in range(visits))
+        for start in starts:
+            _, referrer, utm = pick(DEMO_SOURCES)
+            _, width, agent = pick(DEMO_AGENTS)
+            _, address = pick(DEMO_ADDRESSES)
+            headers = {
+                "User-Agent": agent,
+                "X-Forwarded-For": address.format(rng.randint(0, 255), rng.randint(1, 254)),
+            }
+            ts = midnight - timedelta(days=day) + timedelta(seconds=start)
+            for n in range(rng.choices([1, 2, 3, 4], [45, 30, 15, 10])[0]):
+                path = rng.choices(paths, weights)[0] if n else "/"
+                query = f"?{urlencode(utm)}" if utm and not n else ""
+                event = {
+                    "site_id": site,
+                    "event_type": "pageview",
+                    "url": f"https://shop.example{path}{query}",
+                    "screen_width": width,
+                    "timestamp": iso(ts),
+                }
+                if referrer and not n:
+                    event["referrer"] = referrer
+                assert post_event(analytics_url, event, headers) == 202
+                pageviews += 1
+                ts += timedelta(seconds=rng.randint(15, 240))
+            if rng.random() < 0.15:
+                plan = rng.choice(["free", "pro", "team"])
+                event = {
+                    "site_id": site,
+                    "event_type": "signup",
+                    "url": "https://shop.example/signup",
+                    "screen_width": width,
+                    "props": {"plan": plan},
+                    "timestamp": iso(ts),
+                }
+                assert post_event(analytics_url, event, headers) == 202
+    start_day = (now - timedelta(days=13)).date().isoformat()
+    span = {"from": start_day, "to": today()}
     wait_for(lambda: views(analytics_url, site, **span) >= pageviews, timeout=30)
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -300,7 +399,17 @@ def test_screenshot_with_data(browser: Any, analytics_url: str) -> None:
         pg.goto(f"{analytics_url}/?site={site}&range=7d")
         expect(pg.locator("#live-indicator")).to_have_attribute("data-state", "live")
         expect(pg.locator("#chart .uplot")).to_have_count(1)
-        expect(pg.locator("#top-paths tbody tr")).to_have_count(len(paths))
+        expect(pg.locator(PAGES_ROWS)).to_have_count(len(paths))
+        labels = "#panel-{} tbody td.label".format
+        # Each is somewhere in its top 10 (not in a given order: the traffic is random).
+        for panel, label in [
+            ("locations", "United States"),
+            ("locations", "Germany"),
+            ("sources", "Google"),
+            ("sources", "Hacker News"),
+            ("devices", "Safari"),
+        ]:
+            expect(pg.locator(labels(panel))).to_contain_text([label])
         pg.wait_for_timeout(300)
         pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         context.close()

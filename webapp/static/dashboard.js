@@ -1,5 +1,5 @@
 /* Dashboard: fetches the JSON API of the same origin and renders it.
- * Every value that comes from events (site ids, paths, event types, user ids) is written with
+ * Every value that comes from events (site ids, paths, sources, property values...) is written with
  * textContent / new Option(), never as HTML. */
 (function () {
   "use strict";
@@ -12,12 +12,16 @@
     "30d": "Last 30 days",
     day: "Custom day"
   };
+  var PROP_KEY_MAX = 300;
 
   var $ = function (id) { return document.getElementById(id); };
   var nf = new Intl.NumberFormat();
+  var nf2 = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
   // ---- state (mirrors the URL query string) -------------------------------------------------
-  var state = { site: "", range: "today", date: "" };
+  // prop: the custom property key the Events panel's Properties tab shows (there is no endpoint
+  // listing the keys, so it is typed in and kept in the URL).
+  var state = { site: "", range: "today", date: "", prop: "" };
   var sitesKnown = null;       // array of site ids from /sites, null until loaded
   var generation = 0;          // bumped on every selection change; stale answers are dropped
   var running = 0;             // refreshes in flight; a timer tick skips while one runs
@@ -33,6 +37,7 @@
     return d.toISOString().slice(0, 10);
   }
   function isDate(s) { return /^\d{4}-\d{2}-\d{2}$/.test(s || "") && !isNaN(Date.parse(s + "T00:00:00Z")); }
+  function cleanProp(s) { s = (s || "").trim(); return s.length <= PROP_KEY_MAX ? s : ""; }
 
   function readURL() {
     var q = new URLSearchParams(location.search);
@@ -41,6 +46,7 @@
     state.range = RANGES.hasOwnProperty(range) ? range : "today";
     state.date = isDate(q.get("date")) ? q.get("date") : "";
     if (state.range === "day" && !state.date) state.date = todayUTC();
+    state.prop = cleanProp(q.get("prop"));
   }
 
   function urlFor(s) {
@@ -48,6 +54,7 @@
     if (s.site) q.set("site", s.site);
     q.set("range", s.range);
     if (s.range === "day") q.set("date", s.date || todayUTC());
+    if (s.prop) q.set("prop", s.prop);
     return location.pathname + "?" + q.toString();
   }
 
@@ -116,36 +123,67 @@
   }
   function fmt(n) { return typeof n === "number" && isFinite(n) ? nf.format(n) : "–"; }
 
-  function changeInfo(cur, prev) {
-    if (typeof cur !== "number" || typeof prev !== "number") return { text: "", cls: "" };
-    if (prev === 0 && cur === 0) return { text: "no change", cls: "" };
-    if (prev === 0) return { text: "▲ new", cls: "change-up" };
-    var pct = Math.round(((cur - prev) / prev) * 100);
-    if (pct === 0) return { text: "±0%", cls: "" };
-    return pct > 0 ? { text: "▲ " + pct + "%", cls: "change-up" } : { text: "▼ " + Math.abs(pct) + "%", cls: "change-down" };
+  function pad2(n) { return n < 10 ? "0" + n : "" + n; }
+
+  // Seconds as m:ss, or h:mm:ss from an hour on.
+  function fmtDuration(sec) {
+    if (typeof sec !== "number" || !isFinite(sec)) return "–";
+    sec = Math.max(0, Math.round(sec));
+    var h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    return h ? h + ":" + pad2(m) + ":" + pad2(s) : m + ":" + pad2(s);
+  }
+  function fmtRatio(n) { return typeof n === "number" && isFinite(n) ? nf2.format(n) : "–"; }
+  function fmtPercent(n) { return typeof n === "number" && isFinite(n) ? nf.format(n) + "%" : "–"; }
+
+  // The change from the previous period: a relative change in percent, or for a rate (bounce
+  // rate) the difference in percentage points. Nothing when there is nothing to compare with.
+  // lowerIsBetter colours a fall as good (a lower bounce rate).
+  function changeInfo(cur, prev, points, lowerIsBetter) {
+    if (typeof cur !== "number" || typeof prev !== "number") return null;
+    var diff;
+    if (points) diff = Math.round(cur - prev);
+    else if (prev === 0) return null;
+    else diff = Math.round(((cur - prev) / prev) * 100);
+    var unit = points ? " pts" : "%";
+    if (diff === 0) return { text: "±0" + unit, cls: "" };
+    var good = (diff > 0) !== !!lowerIsBetter;
+    return {
+      text: (diff > 0 ? "▲ " : "▼ ") + Math.abs(diff) + unit,
+      cls: good ? "change-good" : "change-bad"
+    };
   }
 
-  function setFigure(id, cur, prev, prevLabel) {
-    var card = $(id);
-    setText(card.querySelector('[data-role="value"]'), fmt(cur));
-    var el = card.querySelector('[data-role="change"]');
-    var c = changeInfo(cur, prev);
-    el.className = "figure-change " + c.cls;
-    if (typeof prev === "number") {
-      setText(el, c.text + " vs " + prevLabel + " (" + fmt(prev) + ")");
-    } else {
-      setText(el, typeof cur === "number" ? "previous period unavailable" : "");
-    }
+  function setFigure(id, value, text) {
+    setText($(id).querySelector('[data-role="value"]'), typeof value === "number" ? text : "–");
   }
+
+  function setChange(id, c, prevText, prevLabel, unavailable) {
+    var el = $(id).querySelector('[data-role="change"]');
+    el.className = "figure-change " + (c ? c.cls : "");
+    if (unavailable) setText(el, "previous period unavailable");
+    else if (c) setText(el, c.text + " vs " + prevLabel + " (" + prevText + ")");
+    else setText(el, "\u00a0");
+  }
+
+  var FIGURES = [
+    // id, field, formatter, compare in points, lower is better
+    ["fig-visitors", "visitors", fmt, false, false],
+    ["fig-visits", "visits", fmt, false, false],
+    ["fig-pageviews", "pageviews", fmt, false, false],
+    ["fig-views-per-visit", "views_per_visit", fmtRatio, false, false],
+    ["fig-bounce-rate", "bounce_rate", fmtPercent, true, true],
+    ["fig-visit-duration", "visit_duration", fmtDuration, false, false]
+  ];
 
   function clearFigures() {
-    ["fig-views", "fig-users", "fig-events"].forEach(function (id) {
-      setText($(id).querySelector('[data-role="value"]'), "–");
-      setText($(id).querySelector('[data-role="change"]'), "");
+    FIGURES.forEach(function (f) {
+      setText($(f[0]).querySelector('[data-role="value"]'), "–");
+      setText($(f[0]).querySelector('[data-role="change"]'), "\u00a0");
     });
+    setText($("fig-bots").querySelector('[data-role="value"]'), "–");
   }
 
-  function barRow(label, value, max, extra) {
+  function barRow(label, value, max, extras, title) {
     var tr = document.createElement("tr");
     var td = document.createElement("td");
     td.className = "label";
@@ -155,7 +193,7 @@
     var text = document.createElement("span");
     text.className = "text";
     setText(text, label);
-    td.title = label;
+    td.title = title || label;
     td.appendChild(bar);
     td.appendChild(text);
     tr.appendChild(td);
@@ -163,12 +201,12 @@
     num.className = "num";
     setText(num, fmt(value));
     tr.appendChild(num);
-    if (extra) {
-      var chg = document.createElement("td");
-      chg.className = "chg " + extra.cls;
-      setText(chg, extra.text);
-      tr.appendChild(chg);
-    }
+    (extras || []).forEach(function (x) {
+      var cell = document.createElement("td");
+      cell.className = "num extra";
+      setText(cell, x);
+      tr.appendChild(cell);
+    });
     return tr;
   }
 
@@ -224,71 +262,31 @@
     });
   }
 
-  // ---- figures, tables, chart ----------------------------------------------------------------
+  // ---- figures (GET /stats/aggregate, this period and the previous one) ---------------------
   function loadFigures(gen, p) {
-    var base = "site_id=" + q(state.site);
-    // Views, visitors, paths and the chart count page views; "events" counts every type.
-    var pv = "&event_type=pageview";
-    var cur = api("/stats?" + base + "&" + rangeQuery(p.from, p.to) + pv + "&limit=10");
-    var prev = api("/stats?" + base + "&" + rangeQuery(p.prevFrom, p.prevTo) + pv + "&limit=1");
-    var types = api("/stats/event-types?" + base + "&from=" + p.from + "&to=" + p.to);
-    var prevTypes = api("/stats/event-types?" + base + "&from=" + p.prevFrom + "&to=" + p.prevTo);
-    return Promise.allSettled([cur, prev, types, prevTypes]).then(function (r) {
+    var base = "/stats/aggregate?site_id=" + q(state.site) + "&";
+    var cur = api(base + rangeQuery(p.from, p.to));
+    var prev = api(base + rangeQuery(p.prevFrom, p.prevTo));
+    return Promise.allSettled([cur, prev]).then(function (r) {
       if (gen !== generation) return null;
-      var s = r[0].status === "fulfilled" ? r[0].value : null;
-      var ps = r[1].status === "fulfilled" ? r[1].value : null;
-      var t = r[2].status === "fulfilled" ? r[2].value : null;
-      var pt = r[3].status === "fulfilled" ? r[3].value : null;
-      var label = p.prevLabel;
-
-      if (s) {
-        setFigure("fig-views", s.total_views, ps ? ps.total_views : undefined, label);
-        setFigure("fig-users", s.unique_users, ps ? ps.unique_users : undefined, label);
-      } else {
-        setFigure("fig-views", undefined, undefined, label);
-        setFigure("fig-users", undefined, undefined, label);
-      }
-
-      // Top paths.
-      var tbody = $("top-paths").querySelector("tbody");
-      tbody.textContent = "";
-      if (!s) {
-        msg($("paths-msg"), "Could not load statistics: " + r[0].reason.message + ".", true);
-      } else {
-        var paths = s.top_paths || [];
-        var max = paths.reduce(function (m, x) { return Math.max(m, x.views || 0); }, 0);
-        paths.forEach(function (x) {
-          tbody.appendChild(barRow(x.path == null || x.path === "" ? "(no path)" : String(x.path), x.views, max));
-        });
-        msg($("paths-msg"), paths.length ? "" :
-          "No page views for " + state.site + " in " + describe(p) +
-          ". Pick another period, embed the tracker, or send a test event below.", false);
-      }
-
-      // Events by type.
-      var tb = $("event-types").querySelector("tbody");
-      tb.textContent = "";
-      if (!t) {
-        setFigure("fig-events", undefined, undefined, label);
-        msg($("types-msg"), "Could not load event types: " + r[2].reason.message + ".", true);
-      } else {
-        var list = t.event_types || [];
-        var prevMap = {}, prevTotal = 0;
-        if (pt) (pt.event_types || []).forEach(function (x) { prevMap[x.event_type] = x.count; prevTotal += x.count; });
-        var total = list.reduce(function (a, x) { return a + (x.count || 0); }, 0);
-        setFigure("fig-events", total, pt ? prevTotal : undefined, label);
-        var tmax = list.reduce(function (m, x) { return Math.max(m, x.count || 0); }, 0);
-        list.forEach(function (x) {
-          var c = pt ? changeInfo(x.count, prevMap[x.event_type] || 0) : { text: "", cls: "" };
-          tb.appendChild(barRow(String(x.event_type), x.count, tmax, c));
-        });
-        msg($("types-msg"), list.length ? "" : "No events in " + describe(p) + ".", false);
-      }
-      var firstErr = [r[0], r[2]].filter(function (x) { return x.status === "rejected"; })[0];
-      return firstErr ? firstErr.reason : null;
+      var a = r[0].status === "fulfilled" ? r[0].value : null;
+      var b = r[1].status === "fulfilled" ? r[1].value : null;
+      FIGURES.forEach(function (f) {
+        var id = f[0], field = f[1], format = f[2];
+        var value = a ? a[field] : undefined;
+        setFigure(id, value, format(value));
+        // A rate has no previous value to compare with when the previous period had no visits.
+        var prevValue = b && (!f[3] || b.visits > 0) ? b[field] : undefined;
+        var c = a ? changeInfo(value, prevValue, f[3], f[4]) : null;
+        setChange(id, c, format(prevValue), p.prevLabel, !!a && !b);
+      });
+      setText($("fig-bots").querySelector('[data-role="value"]'), a ? fmt(a.bots) : "–");
+      msg($("figures-msg"), a ? "" : "Could not load the figures: " + r[0].reason.message + ".", !a);
+      return a ? null : r[0].reason;
     });
   }
 
+  // ---- chart (GET /stats/timeseries) ---------------------------------------------------------
   function cssVar(name, fallback) {
     var v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
     return v || fallback;
@@ -303,10 +301,9 @@
     var muted = cssVar("--muted", "#6b7280"), grid = cssVar("--border", "#e3e6ee");
     var axis = { stroke: muted, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     var months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    function pad(n) { return n < 10 ? "0" + n : "" + n; }
     function xLabel(ts) {
       var d = new Date(ts * 1000);
-      return interval === "hour" ? pad(d.getUTCHours()) + ":00" : months[d.getUTCMonth()] + " " + d.getUTCDate();
+      return interval === "hour" ? pad2(d.getUTCHours()) + ":00" : months[d.getUTCMonth()] + " " + d.getUTCDate();
     }
     var xAxis = Object.assign({}, axis, {
       space: interval === "hour" ? 44 : 56,
@@ -323,32 +320,37 @@
       series: [
         { label: interval === "hour" ? "Hour (UTC)" : "Day (UTC)",
           value: function (u, ts) { return ts == null ? "–" : xLabel(ts); } },
-        { label: "Page views", stroke: accent, width: 2, fill: accent + "22", points: { size: 5 } },
-        { label: "Unique visitors", stroke: users, width: 2, points: { size: 5 } }
+        { label: "Visitors", stroke: users, width: 2, fill: users + "22", points: { size: 5 } },
+        { label: "Pageviews", stroke: accent, width: 2, points: { size: 5 } }
       ],
       axes: [xAxis, Object.assign({ size: 50 }, axis)]
     }, [[], [], []], el);
     return chart;
   }
 
+  // Visitors come from the unfiltered series (every visitor, whatever they sent); pageviews from
+  // the series filtered to event_type=pageview, whose `views` counts exactly what the Pageviews
+  // card counts (the unfiltered `views` counts every event type).
   function loadChart(gen, p) {
     setText($("chart-interval"), p.interval === "hour" ? "by hour, UTC" : "by day, UTC");
     if (typeof window.uPlot !== "function") {
       msg($("chart-msg"), "The chart library did not load.", true);
       return Promise.resolve(null);
     }
-    var url = "/stats/timeseries?site_id=" + q(state.site) + "&from=" + p.from + "&to=" + p.to + "&interval=" + p.interval +
-      "&event_type=pageview";
-    return api(url).then(function (rows) {
+    var url = "/stats/timeseries?site_id=" + q(state.site) + "&from=" + p.from + "&to=" + p.to + "&interval=" + p.interval;
+    return Promise.all([api(url), api(url + "&event_type=pageview")]).then(function (answers) {
       if (gen !== generation) return null;
-      if (!Array.isArray(rows)) throw new ApiError(200, "unexpected time series answer");
-      var xs = [], vs = [], us = [];
-      rows.forEach(function (r) {
+      var all = answers[0], pv = answers[1];
+      if (!Array.isArray(all) || !Array.isArray(pv)) throw new ApiError(200, "unexpected time series answer");
+      var views = {};
+      pv.forEach(function (r) { views[r.t] = r.views || 0; });
+      var xs = [], vis = [], vs = [];
+      all.forEach(function (r) {
         xs.push(Date.parse(r.t) / 1000);
-        vs.push(r.views || 0);
-        us.push(r.unique_users || 0);
+        vis.push(typeof r.visitors === "number" ? r.visitors : null);
+        vs.push(views[r.t] || 0);
       });
-      ensureChart(p.interval).setData([xs, vs, us]);
+      ensureChart(p.interval).setData([xs, vis, vs]);
       msg($("chart-msg"), "", false);
       return null;
     }).catch(function (err) {
@@ -365,6 +367,207 @@
     if (p.from === p.to) return p.from;
     return RANGES[state.range].toLowerCase() + " (" + p.from + " – " + p.to + ")";
   }
+
+  // ---- panels (GET /stats/breakdown?property=...) --------------------------------------------
+  var regionNames = null;
+  try { regionNames = new Intl.DisplayNames(["en"], { type: "region" }); } catch (e) { regionNames = null; }
+
+  // 🇩🇪 from "DE": two regional indicator symbols. Only for two ASCII letters.
+  function flag(code) {
+    if (!/^[A-Za-z]{2}$/.test(code)) return "";
+    var up = code.toUpperCase();
+    return String.fromCodePoint(0x1F1E6 + up.charCodeAt(0) - 65, 0x1F1E6 + up.charCodeAt(1) - 65);
+  }
+  function countryLabel(code) {
+    var name = "";
+    if (/^[A-Za-z]{2}$/.test(code) && regionNames) {
+      try { name = regionNames.of(code.toUpperCase()) || ""; } catch (e) { name = ""; }
+    }
+    var f = flag(code);
+    return (f ? f + " " : "") + (name && name !== code.toUpperCase() ? name : code);
+  }
+
+  function plain(v) { return v === "" ? "(empty)" : v; }
+  function bounce(r) { return [fmtPercent(r.bounce_rate), fmtDuration(r.visit_duration)]; }
+  function visitsOf(r) { return [fmt(r.visits)]; }
+  function eventsOf(r) { return [fmt(r.events)]; }
+  var SOURCE_COLS = ["Bounce", "Duration"];
+
+  // Per property: the first column's heading, the extra columns and their values, and the label.
+  var PROPERTIES = {
+    source: { head: "Source", cols: SOURCE_COLS, extras: bounce },
+    referrer: { head: "Referrer", cols: SOURCE_COLS, extras: bounce },
+    utm_source: { head: "utm_source", cols: SOURCE_COLS, extras: bounce },
+    utm_medium: { head: "utm_medium", cols: SOURCE_COLS, extras: bounce },
+    utm_campaign: { head: "utm_campaign", cols: SOURCE_COLS, extras: bounce },
+    utm_content: { head: "utm_content", cols: SOURCE_COLS, extras: bounce },
+    utm_term: { head: "utm_term", cols: SOURCE_COLS, extras: bounce },
+    page: { head: "Page", cols: ["Pageviews"], extras: function (r) { return [fmt(r.pageviews)]; } },
+    entry_page: { head: "Entry page", cols: ["Visits"], extras: visitsOf },
+    exit_page: { head: "Exit page", cols: ["Visits"], extras: visitsOf },
+    country: { head: "Country", cols: ["Visits"], extras: visitsOf, label: countryLabel },
+    region: { head: "Region", cols: ["Visits"], extras: visitsOf },
+    city: { head: "City", cols: ["Visits"], extras: visitsOf },
+    browser: { head: "Browser", cols: ["Visits"], extras: visitsOf },
+    os: { head: "Operating system", cols: ["Visits"], extras: visitsOf },
+    device: { head: "Size", cols: ["Visits"], extras: visitsOf },
+    event_type: { head: "Event", cols: ["Events"], extras: eventsOf },
+    props: { head: "Value", cols: ["Events"], extras: eventsOf }
+  };
+
+  // Each panel: its tabs' default, the tab shown, and a counter so a late answer for a tab that
+  // is no longer shown is dropped.
+  var panels = {
+    sources: { tab: "source", seq: 0 },
+    pages: { tab: "page", seq: 0 },
+    locations: { tab: "country", seq: 0 },
+    devices: { tab: "browser", seq: 0 },
+    events: { tab: "event_type", seq: 0 }
+  };
+
+  // The breakdown property a panel's tab stands for ("" when it needs input first).
+  function propertyOf(name) {
+    var tab = panels[name].tab;
+    if (tab === "utm") return $("utm-select").value;
+    if (tab === "props") return state.prop ? "props:" + state.prop : "";
+    return tab;
+  }
+
+  function panelEl(name, role) { return $("panel-" + name).querySelector('[data-role="' + role + '"]'); }
+
+  function renderTabs(name) {
+    var root = $("panel-" + name);
+    Array.prototype.forEach.call(root.querySelectorAll('[role="tab"]'), function (b) {
+      var on = b.getAttribute("data-tab") === panels[name].tab;
+      b.setAttribute("aria-selected", on ? "true" : "false");
+      b.tabIndex = on ? 0 : -1;
+      if (on) $("panel-" + name + "-body").setAttribute("aria-labelledby", b.id);
+    });
+    if (name === "sources") show($("utm-picker"), panels.sources.tab === "utm");
+    if (name === "events") show($("prop-form"), panels.events.tab === "props");
+  }
+
+  function emptyText(name, property, p) {
+    var where = " for " + state.site + " in " + describe(p) + ".";
+    if (property === "page") return "No page views" + where;
+    if (name === "events" && property.indexOf("props:") === 0) {
+      return "No events with the property “" + state.prop + "”" + where;
+    }
+    if (property === "region" || property === "city") {
+      return "No " + (property === "city" ? "cities" : "regions") + where +
+        " Regions and cities need a GeoIP database (GEOIP_DB).";
+    }
+    return "No data" + where;
+  }
+
+  function renderRows(name, property, data, p) {
+    var conf = PROPERTIES[property.indexOf("props:") === 0 ? "props" : property];
+    var table = $("panel-" + name).querySelector("table");
+    var head = table.querySelector("thead tr");
+    head.textContent = "";
+    [conf.head, "Visitors"].concat(conf.cols).forEach(function (text, i) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.className = i === 0 ? "label" : i === 1 ? "num" : "num extra";
+      setText(th, i === 0 && property.indexOf("props:") === 0 ? state.prop : text);
+      head.appendChild(th);
+    });
+    var tbody = table.querySelector("tbody");
+    tbody.textContent = "";
+    var rows = Array.isArray(data.results) ? data.results : [];
+    var max = rows.reduce(function (m, r) { return Math.max(m, r.visitors || 0); }, 0);
+    rows.forEach(function (r) {
+      var value = r.value == null ? "(none)" : String(r.value);
+      var label = conf.label ? conf.label(value) : plain(value);
+      tbody.appendChild(barRow(label, r.visitors, max, conf.extras(r), value));
+    });
+    show(table, rows.length > 0);
+    msg(panelEl(name, "msg"), rows.length ? "" : emptyText(name, property, p), false);
+  }
+
+  function loadPanel(name, gen, p) {
+    var seq = ++panels[name].seq;
+    var property = propertyOf(name);
+    var table = $("panel-" + name).querySelector("table");
+    if (!property) {
+      table.querySelector("tbody").textContent = "";
+      show(table, false);
+      msg(panelEl(name, "msg"), "Type the key of a custom property, as sent with " +
+        "analytics.track(type, {key: value}), and press Show.", false);
+      return Promise.resolve(null);
+    }
+    var url = "/stats/breakdown?site_id=" + q(state.site) + "&property=" + q(property) + "&" + rangeQuery(p.from, p.to);
+    var jobs = [api(url)];
+    // Regions and cities are there only with GEOIP_DB: their tabs appear once a region is seen.
+    if (name === "locations") {
+      jobs.push(api("/stats/breakdown?site_id=" + q(state.site) + "&property=region&limit=1&" +
+        rangeQuery(p.from, p.to)).catch(function () { return null; }));
+    }
+    return Promise.all(jobs).then(function (answers) {
+      if (gen !== generation || seq !== panels[name].seq) return null;
+      if (name === "locations") {
+        var regions = answers[1] && Array.isArray(answers[1].results) && answers[1].results.length > 0;
+        show($("tab-locations-region"), regions || panels.locations.tab !== "country");
+        show($("tab-locations-city"), regions || panels.locations.tab !== "country");
+      }
+      renderRows(name, property, answers[0], p);
+      return null;
+    }, function (err) {
+      if (gen !== generation || seq !== panels[name].seq) return null;
+      table.querySelector("tbody").textContent = "";
+      show(table, false);
+      msg(panelEl(name, "msg"), "Could not load this breakdown: " + err.message + ".", true);
+      return err;
+    });
+  }
+
+  function loadPanels(gen, p) {
+    return Promise.all(Object.keys(panels).map(function (name) { return loadPanel(name, gen, p); }))
+      .then(function (errs) { return errs.filter(Boolean)[0] || null; });
+  }
+
+  function selectTab(name, tab, focus) {
+    panels[name].tab = tab;
+    renderTabs(name);
+    if (focus) $("tab-" + name + "-" + tab).focus();
+    if (state.site) loadPanel(name, generation, period());
+  }
+
+  Object.keys(panels).forEach(function (name) {
+    var list = $("panel-" + name).querySelector('[role="tablist"]');
+    list.addEventListener("click", function (e) {
+      var b = e.target.closest('[role="tab"]');
+      if (b) selectTab(name, b.getAttribute("data-tab"), false);
+    });
+    // Arrow keys move between the tabs (the WAI-ARIA tabs pattern, automatic activation).
+    list.addEventListener("keydown", function (e) {
+      var tabs = Array.prototype.filter.call(list.querySelectorAll('[role="tab"]'), function (b) { return !b.hidden; });
+      var i = tabs.indexOf(document.activeElement), j = -1;
+      if (i < 0) return;
+      if (e.key === "ArrowRight") j = (i + 1) % tabs.length;
+      else if (e.key === "ArrowLeft") j = (i - 1 + tabs.length) % tabs.length;
+      else if (e.key === "Home") j = 0;
+      else if (e.key === "End") j = tabs.length - 1;
+      if (j < 0) return;
+      e.preventDefault();
+      selectTab(name, tabs[j].getAttribute("data-tab"), true);
+    });
+    renderTabs(name);
+  });
+  $("tab-locations-region").hidden = true;
+  $("tab-locations-city").hidden = true;
+
+  $("utm-select").addEventListener("change", function () {
+    if (state.site) loadPanel("sources", generation, period());
+  });
+  $("prop-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var key = cleanProp($("prop-key").value);
+    if (key === state.prop) { if (state.site) loadPanel("events", generation, period()); return; }
+    state.prop = key;
+    pushURL(false);
+    if (state.site) loadPanel("events", generation, period());
+  });
 
   // ---- live panel ----------------------------------------------------------------------------
   function renderWorker(alive, age, workers) {
@@ -441,7 +644,7 @@
         ? "Site " + state.site + " · " + describe(p) + " · compared with " + p.prevLabel
         : "");
       var jobs = [loadLive(gen)];
-      if (state.site) jobs.push(loadFigures(gen, p), loadChart(gen, p));
+      if (state.site) jobs.push(loadFigures(gen, p), loadChart(gen, p), loadPanels(gen, p));
       else if (!noSites) clearFigures();
       return Promise.all(jobs).then(function (errs) {
         if (gen !== generation) return;
@@ -470,6 +673,9 @@
     $("custom-date").max = todayUTC();
     if (sitesKnown !== null || state.site) $("site-select").value = state.site;
     if (!formSiteEdited && state.site) $("ev-site").value = state.site;
+    $("prop-key").value = state.prop;
+    // A property key in the URL opens the Events panel on it.
+    if (state.prop && panels.events.tab !== "props") { panels.events.tab = "props"; renderTabs("events"); }
   }
 
   function onSelectionChange() {
