@@ -2,19 +2,22 @@
 -- arrived together): each at most once per event_id, never past the cap, and each
 -- sessionized when asked: its visitor's visit is continued or opened and appended to
 -- the message (db/visit.py documents the format).
--- Returns -1 when the group does not fit under the cap (then nothing is written: no visit
--- advances for an event that was not queued), else one result per event: 1 accepted,
--- 0 duplicate of an event_id accepted within the TTL.
+-- Returns one result per event: 1 accepted, 0 duplicate of an event_id accepted within the
+-- TTL, -1 refused because the queue is at the cap (then nothing is written for it: no
+-- visit advances for an event that was not queued). With all_or_none, a group that does
+-- not fit under the cap is refused whole.
 --
 -- KEYS[1]                      the queue list
 -- KEYS[2]                      this minute's hash of accepted events per site
 -- KEYS[3 + 3*(i-1)]            event i's dedupe key (any key of the slot if it has no event_id)
 -- KEYS[4 + 3*(i-1)]            its visitor's visit state under today's visitor id
 -- KEYS[5 + 3*(i-1)]            the same under yesterday's id (= the previous key if none)
--- ARGV[1..6]                   max_length, seen_ttl, received_ttl, waited ("1" when the
+-- ARGV[1..7]                   max_length, seen_ttl, received_ttl, waited ("1" when the
 --                              caller WAITs for replicas after this script), the longest
---                              pause inside a visit (microseconds), the state's TTL (ms)
--- ARGV[7 + 9*(i-1) ..]         event i: payload (when sessionized, without its final '}'),
+--                              pause inside a visit (microseconds), the state's TTL (ms),
+--                              all_or_none ("1": one request's batch; "0": independent
+--                              requests that arrived together, each fitting or not)
+-- ARGV[8 + 9*(i-1) ..]         event i: payload (when sessionized, without its final '}'),
 --                              site_id, dedupe ("1": it has an event_id), sessionize ("1"),
 --                              time (microseconds), visitor id, the id of the visit it opens
 --                              if it does, the visit dimensions (JSON object) if it opens one,
@@ -24,9 +27,15 @@ local max_length = tonumber(ARGV[1])
 local seen_ttl, received_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local waited = ARGV[4]
 local gap, state_ttl = tonumber(ARGV[5]), tonumber(ARGV[6])
-local n_events = (#ARGV - 6) / 9
+local all_or_none = ARGV[7] == '1'
+local n_events = (#ARGV - 7) / 9
 
-if redis.call('LLEN', queue) + n_events > max_length then return -1 end
+local results = {}
+local length = redis.call('LLEN', queue)
+if all_or_none and length + n_events > max_length then
+  for i = 1, n_events do results[i] = -1 end
+  return results
+end
 
 local function num(x) return string.format('%.0f', x) end
 local function page_json(p) if p then return cjson.encode(string.sub(p, 2)) end return 'null' end
@@ -69,12 +78,14 @@ local function sessionize(visit_key, earlier_key, ts, visitor, new_id, dims, pag
     ',"before":' .. before .. ',"after":' .. state_json(n, first, last, entry, exit) .. '}}'
 end
 
-local results = {}
 for i = 1, n_events do
-  local k, a = 3 + 3 * (i - 1), 7 + 9 * (i - 1)
+  local k, a = 3 + 3 * (i - 1), 8 + 9 * (i - 1)
   local seen, payload, site_id = KEYS[k], ARGV[a], ARGV[a + 1]
   local fresh = true
-  if ARGV[a + 2] == '1' and not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
+  if length >= max_length then
+    results[i] = -1
+    fresh = nil
+  elseif ARGV[a + 2] == '1' and not redis.call('SET', seen, '1', 'NX', 'EX', seen_ttl) then
     -- A write (the same TTL again), so that the caller's WAIT covers the original's push.
     if waited == '1' then redis.call('PEXPIRE', seen, math.max(redis.call('PTTL', seen), 1)) end
     fresh = false
@@ -84,10 +95,10 @@ for i = 1, n_events do
       payload = payload .. sessionize(KEYS[k + 1], KEYS[k + 2], tonumber(ARGV[a + 4]),
         ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
     end
-    redis.call('LPUSH', queue, payload)
+    length = redis.call('LPUSH', queue, payload)
     redis.call('HINCRBY', received, site_id, 1)
     results[i] = 1
-  else
+  elseif fresh == false then
     results[i] = 0
   end
 end

@@ -116,7 +116,8 @@ class QueueEdge:
                 by_shard.setdefault(queue.keys.shard, []).append(index)
 
         async def one_shard(shard: int, indexes: list[int]) -> None:
-            found = await self.shard(shard).enqueue_group([items[i] for i in indexes])
+            queue = self.shard(shard)
+            found = await queue.enqueue_group([items[i] for i in indexes], all_or_none=True)
             for index, result in zip(indexes, found, strict=True):
                 results[index] = result
 
@@ -182,13 +183,16 @@ class QueueEdge:
         (result,) = await self.enqueue_group([(event, arrival)])
         return result
 
-    async def enqueue_group(self, items: Sequence[Queued]) -> list[EnqueueResult]:
-        """Queue events on this shard in one script call: all, or none past the cap.
+    async def enqueue_group(
+        self, items: Sequence[Queued], all_or_none: bool = False
+    ) -> list[EnqueueResult]:
+        """Queue events on this shard in one script call.
 
         A repeated ``site_id`` + ``event_id`` within a day is a DUPLICATE (answered as
-        accepted, counted once); when the group does not fit under ``MAX_QUEUE_LENGTH``
-        (per shard) nothing is pushed and every event is QUEUE_FULL. With
-        ``REDIS_WAIT_REPLICAS`` the call is followed by WAIT on its connection.
+        accepted, counted once). Past ``MAX_QUEUE_LENGTH`` (per shard) an event is
+        QUEUE_FULL and nothing is pushed for it; with ``all_or_none`` (one request's
+        batch) a group that does not fit is refused whole. With ``REDIS_WAIT_REPLICAS``
+        the call is followed by WAIT on its connection.
         """
         replicas = self.settings.redis_wait_replicas
         key_names = [self.keys.queue, self.keys.received(int(time.time() // 60))]
@@ -199,6 +203,7 @@ class QueueEdge:
             "1" if replicas else "0",
             VISIT_GAP_S * _US,
             VISIT_STATE_TTL_S * 1000,
+            "1" if all_or_none else "0",
         ]
         for event, arrival in items:
             event_keys, event_args = self._event_args(event, arrival)
@@ -209,12 +214,11 @@ class QueueEdge:
                 raw = await self._enqueue(keys=key_names, args=args)
             else:
                 raw, acked = await eval_and_wait(self.redis, "enqueue", key_names, args, replicas)
-        if not isinstance(raw, list):
-            return [EnqueueResult.QUEUE_FULL] * len(items)
         results = [EnqueueResult(int(r)) for r in raw]
         # A duplicate's script rewrote its dedupe key, so WAIT covers the original too.
         if replicas and acked < replicas:
-            return [EnqueueResult.UNREPLICATED] * len(items)
+            full = EnqueueResult.QUEUE_FULL
+            return [r if r is full else EnqueueResult.UNREPLICATED for r in results]
         return results
 
     # ------------------------------------------------------------ visitor salts

@@ -92,12 +92,17 @@ async def test_concurrent_events_reach_redis_in_fewer_script_calls(
         assert sorted(stored) == sorted(f"id-{n}" for n in range(40))
 
 
-async def test_a_group_over_the_cap_is_refused_whole(
+async def test_a_batch_over_the_cap_is_refused_whole_and_requests_one_by_one(
     settings_factory: Callable[..., Settings], sqlite_url: str
 ) -> None:
     async with Queue.for_web(settings_factory(sqlite_url, MAX_QUEUE_LENGTH="3")) as queue:
         group = [(queued_event("site", f"id-{n}"), None) for n in range(4)]
-        assert await queue.enqueue_group(group) == [EnqueueResult.QUEUE_FULL] * 4
+        full = EnqueueResult.QUEUE_FULL
+        assert await queue.enqueue_group(group, all_or_none=True) == [full] * 4
         assert await queue.length() == 0
         assert not await queue.redis.exists(queue.keys.seen("site", "id-0"))
-        assert await queue.enqueue_group(group[:3]) == [EnqueueResult.ACCEPTED] * 3
+        # Independent requests that arrived together: each fits or not on its own.
+        accepted = [EnqueueResult.ACCEPTED] * 3
+        assert await queue.enqueue_group(group) == [*accepted, full]
+        assert await queue.length() == 3
+        assert not await queue.redis.exists(queue.keys.seen("site", "id-3"))

@@ -44,10 +44,24 @@ def test_workers_sigkilled_at_random_with_two_webs_and_three_shards(
     seed = random.randrange(1_000_000)
     rng = random.Random(seed)
     kills, kill_points = 0, []
-    while not all(load.done.is_set() for load in loads) or kills < 5:
-        time.sleep(rng.uniform(0.2, 2.0))  # a random moment, not a timing assumption
+
+    def sent() -> int:
+        return sum(load.progress() for load in loads)
+
+    def over() -> bool:
+        return all(load.done.is_set() for load in loads)
+
+    # Random points of the flow, by events sent (not by time: the edge's speed varies
+    # from run to run), then a few more once it is over.
+    marks = sorted(rng.sample(range(1_000, 15_000), 6))
+    while marks or kills < 8:
+        if marks:
+            mark = marks.pop(0)
+            wait_until(lambda m=mark: sent() >= m or over(), 120, "the flow")
+        else:
+            time.sleep(rng.uniform(0.2, 1.0))
         victim = rng.choice(system.live_workers())
-        kill_points.append(sum(load.progress() for load in loads))
+        kill_points.append(sent())
         victim.kill()
         kills += 1
         system.start_worker()
