@@ -80,8 +80,18 @@ async def run(
         try:
             while (item := await due.get()) is not None:
                 n, due_at = item
-                writer.write(make_request(n))
-                status = await _read_response(reader)
+                request = make_request(n)
+                try:
+                    writer.write(request)
+                    status = await _read_response(reader)
+                except (OSError, IndexError, ValueError, asyncio.IncompleteReadError):
+                    # The server closed the connection before reading this request
+                    # (Hypercorn ends a keep-alive connection after 1,000 requests):
+                    # send it again on a new one, as an HTTP client does.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.write(request)
+                    status = await _read_response(reader)
                 now = time.perf_counter()
                 outcome.latencies.append(now - due_at)
                 outcome.statuses[status] = outcome.statuses.get(status, 0) + 1
