@@ -23,7 +23,7 @@ from sqlalchemy import Table
 
 from db import models
 from db.models import VISIT_DIMENSIONS
-from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VisitDeltas, is_pageview
+from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VALUE_FIGURES, VisitDeltas, is_pageview
 from db.visit import VisitState, from_us, to_us
 
 LOOKBACK = timedelta(hours=1)
@@ -103,28 +103,8 @@ def dims_of(row: Any, offset: int) -> dict[str, str]:
     return out
 
 
-def visit_rows(deltas: VisitDeltas, bots: int) -> list[tuple[Table, list[dict[str, Any]]]]:
-    """The complete visitor and visit rows of one site-day, per table, in the writer's
-    table order; ``bots`` (never stored as events, so not recomputable) is kept."""
-    day_visitors = Counter(k[:2] for k in deltas.day_visitors)
-    hour_visitors = Counter(k[:2] for k in deltas.hour_visitors)
-    value_visitors = Counter(k[:4] for k in deltas.value_visitors)
-    exits = deltas.exit_changes()
-    value_visitors.update((s, d, EXIT_PAGE, h) for s, d, h, _ in exits)
-    day_rows = []
-    for (site, day), f in sorted(deltas.day_visits.items()):
-        row = dict(zip(DAY_FIGURES, f, strict=True))
-        day_rows.append(
-            {
-                **row,
-                "site_id": site,
-                "day": day,
-                "visitors": day_visitors[(site, day)],
-                "bots": bots,
-            }
-        )
-    hours = sorted(set(deltas.hour_visits) | set(hour_visitors))
-    names = deltas.value_names
+def _set_rows(deltas: VisitDeltas) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The visitor sets (rows written by a rebuild carry token 0) and the exit counts."""
     return [
         (
             models.rollup_day_visitors,
@@ -158,39 +138,58 @@ def visit_rows(deltas: VisitDeltas, bots: int) -> list[tuple[Table, list[dict[st
             models.rollup_day_exit_visitors,
             [
                 {"site_id": s, "day": d, "value_hash": h, "visitor_hash": v, "visits": n}
-                for (s, d, h, v), n in sorted(exits.items())
+                for (s, d, h, v), n in sorted(deltas.exit_changes().items())
             ],
         ),
+    ]
+
+
+def _value_rows(deltas: VisitDeltas) -> list[dict[str, Any]]:
+    value_visitors = Counter(k[:4] for k in deltas.value_visitors)
+    value_visitors.update((s, d, EXIT_PAGE, h) for s, d, h, _ in deltas.exit_changes())
+    names = deltas.value_names
+    return [
+        {
+            "site_id": s,
+            "day": d,
+            "property": p,
+            "value_hash": h,
+            "value": names[h],
+            "visitors": value_visitors[(s, d, p, h)],
+            **dict(zip(VALUE_FIGURES[1:], f[1:], strict=True)),
+        }
+        for (s, d, p, h), f in sorted(deltas.values.items())
+    ]
+
+
+def visit_rows(deltas: VisitDeltas, bots: int) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """The complete visitor and visit rows of one site-day, per table, in the writer's
+    table order; ``bots`` (never stored as events, so not recomputable) is kept."""
+    day_visitors = Counter(k[:2] for k in deltas.day_visitors)
+    hour_visitors = Counter(k[:2] for k in deltas.hour_visitors)
+    day_rows = [
+        {
+            **dict(zip(DAY_FIGURES, f, strict=True)),
+            "site_id": site,
+            "day": day,
+            "visitors": day_visitors[(site, day)],
+            "bots": bots,
+        }
+        for (site, day), f in sorted(deltas.day_visits.items())
+    ]
+    hours = sorted(set(deltas.hour_visits) | set(hour_visitors))
+    hour_rows = [
+        {
+            "site_id": s,
+            "hour": h,
+            "visitors": hour_visitors[(s, h)],
+            "visits": deltas.hour_visits[(s, h)],
+        }
+        for s, h in hours
+    ]
+    return [
+        *_set_rows(deltas),
         (models.rollup_day_visits, day_rows),
-        (
-            models.rollup_hour_visits,
-            [
-                {
-                    "site_id": s,
-                    "hour": h,
-                    "visitors": hour_visitors[(s, h)],
-                    "visits": deltas.hour_visits[(s, h)],
-                }
-                for s, h in hours
-            ],
-        ),
-        (
-            models.rollup_day_values,
-            [
-                {
-                    "site_id": s,
-                    "day": d,
-                    "property": p,
-                    "value_hash": h,
-                    "value": names[h],
-                    "visitors": value_visitors[(s, d, p, h)],
-                    "visits": f[1],
-                    "bounces": f[2],
-                    "duration": f[3],
-                    "pageviews": f[4],
-                    "events": f[5],
-                }
-                for (s, d, p, h), f in sorted(deltas.values.items())
-            ],
-        ),
+        (models.rollup_hour_visits, hour_rows),
+        (models.rollup_day_values, _value_rows(deltas)),
     ]
