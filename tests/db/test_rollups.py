@@ -197,12 +197,14 @@ async def test_rebuild_while_the_writer_writes_into_the_same_days(
     during = 0
 
     async def writer(part: list[Event]) -> None:
-        # Keeps committing until two whole rebuilds ran beside it (however fast the
-        # writer is), so the race is always exercised.
-        for start in range(0, len(part), 10):
-            if during >= 2:
-                return
-            await write_all(engine, part[start : start + 10], size=10)
+        # Keeps committing (its events again, as new batches, if it runs out) until two
+        # whole rebuilds ran beside it, however fast the writer or slow a rebuild is, so
+        # the race is always exercised.
+        for _ in range(10):
+            for start in range(0, len(part), 10):
+                if during >= 2:
+                    return
+                await write_all(engine, part[start : start + 10], size=10)
 
     writing = asyncio.gather(*(writer(stream[i::4]) for i in range(4)))
     while not writing.done():

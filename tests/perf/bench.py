@@ -216,7 +216,9 @@ def report_drain(args: argparse.Namespace, results: dict[str, Any]) -> int:
             print(
                 f"Drain ({d['code']}): {d['events']:,} events in {d['seconds']} s = "
                 f"{d['events_per_s']:,} events/s "
-                f"({args.workers} worker processes x {args.concurrency} loops)"
+                f"({args.workers} worker processes x {args.concurrency} loops); CPU seconds "
+                f"per 100,000 events: workers {d['worker_cpu_s_per_100k']}, "
+                f"MariaDB {d['mariadb_cpu_s_per_100k']}"
             )
     print()
     if args.drain_only:

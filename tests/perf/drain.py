@@ -46,6 +46,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state, ppid, ... utime is field 14 of stat(5), index 11 here.
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def mariadb_pid() -> int | None:
+    for name in ("mariadbd", "mysqld"):
+        found = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+        if found:
+            return int(found[0])
+    return None
+
+
 def fresh_database(name: str) -> None:
     with admin().cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
@@ -78,6 +93,9 @@ def drain(
     push(env["REDIS_URL"], env["REDIS_QUEUE_NAME"], wires)
     total = len(wires)
     procs = []
+    database_pid = mariadb_pid()
+    database_cpu = cpu_seconds(database_pid) if database_pid else 0.0
+    worker_cpu = 0.0
     t_start = time.perf_counter()
     try:
         for n in range(workers):
@@ -99,6 +117,10 @@ def drain(
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"a worker exited; see {logs}/worker-{database}-*.log")
         elapsed = time.perf_counter() - t_start
+        # Read while the workers live (they idle once the queue is empty).
+        worker_cpu = sum(cpu_seconds(p.pid) for p in procs)
+        if database_pid:
+            database_cpu = cpu_seconds(database_pid) - database_cpu
         db.close()
     finally:
         for p in procs:
@@ -108,4 +130,9 @@ def drain(
         "events": total,
         "seconds": round(elapsed, 1),
         "events_per_s": round(total / elapsed),
+        # CPU per 100,000 events: steadier than events/s on a shared machine.
+        "worker_cpu_s_per_100k": round(worker_cpu * 100_000 / total, 2),
+        "mariadb_cpu_s_per_100k": round(database_cpu * 100_000 / total, 2)
+        if database_pid
+        else None,
     }
