@@ -245,13 +245,18 @@ def _figures(*names: str) -> list[Column[Any]]:
     return [Column(name, Count, nullable=False) for name in names]
 
 
+# The figures of a rollup_day_visits row and of a rollup_day_values row, in column order
+# (the writer's delta vectors follow the same order).
+DAY_FIGURES = ("visitors", "visits", "bounces", "duration", "pageviews", "bots")
+VALUE_FIGURES = ("visitors", "visits", "bounces", "duration", "pageviews", "events")
+
 # Per site and day: distinct visitors (of events that day), visits that started that
 # day with their bounces and summed duration (µs), pageviews, and bot events refused.
 rollup_day_visits = _table(
     "rollup_day_visits",
     Column("site_id", String(SITE_ID_MAX), primary_key=True),
     Column("day", Date, primary_key=True),
-    *_figures("visitors", "visits", "bounces", "duration", "pageviews", "bots"),
+    *_figures(*DAY_FIGURES),
 )
 rollup_hour_visits = _table(
     "rollup_hour_visits",
@@ -271,7 +276,7 @@ rollup_day_values = _table(
     Column("property", String(PROPERTY_MAX), primary_key=True),
     Column("value_hash", Digest, primary_key=True),
     Column("value", String(VALUE_MAX), nullable=False),
-    *_figures("visitors", "visits", "bounces", "duration", "pageviews", "events"),
+    *_figures(*VALUE_FIGURES),
 )
 rollup_day_value_visitors = _visitor_set(
     "rollup_day_value_visitors",

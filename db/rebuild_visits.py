@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Table
 
 from db import models
-from db.models import VISIT_DIMENSIONS
-from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VALUE_FIGURES, VisitDeltas, is_pageview
+from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
+from db.rollups.visits import EXIT_PAGE, VisitDeltas, is_pageview
 from db.visit import VisitState, from_us, to_us
 
 LOOKBACK = timedelta(hours=1)

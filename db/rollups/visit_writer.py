@@ -26,11 +26,12 @@ from sqlalchemy import Table, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
+from db.models import DAY_FIGURES, VALUE_FIGURES
 from db.rollups.dialect import upsert_adding
 from db.rollups.literals import Literals
 from db.rollups.membership import MemberCache
 from db.rollups.rows import Render, insert_new_members, write_rows
-from db.rollups.visits import DAY_FIGURES, EXIT_PAGE, VALUE_FIGURES, VisitDeltas
+from db.rollups.visits import EXIT_PAGE, VisitDeltas
 
 ExitKey = tuple[str, date, str, str]
 # Keys per locking read of exit rows (bounded statements, as CHUNK_ROWS bounds writes).

@@ -27,7 +27,7 @@ from datetime import date, datetime
 from typing import Any
 
 from db.event import Event
-from db.models import VISIT_DIMENSIONS
+from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
 from db.rollups.deltas import digest
 from db.visit import Visit, VisitState, from_us
 
@@ -39,10 +39,6 @@ PAGE, EVENT_TYPE, ENTRY_PAGE, EXIT_PAGE = "page", "event_type", "entry_page", "e
 PROPS_PREFIX = "props:"
 PROPERTIES: tuple[str, ...] = (PAGE, ENTRY_PAGE, EXIT_PAGE, *VISIT_DIMENSIONS, EVENT_TYPE)
 
-# The figures of a rollup_day_values row, in column order after ``value``.
-VALUE_FIGURES = ("visitors", "visits", "bounces", "duration", "pageviews", "events")
-# The figures of a rollup_day_visits row, in column order after ``day``.
-DAY_FIGURES = ("visitors", "visits", "bounces", "duration", "pageviews", "bots")
 _VISITS, _BOUNCES, _DURATION, _PAGEVIEWS, _EVENTS = 1, 2, 3, 4, 5
 _BOTS = 5
 

@@ -26,9 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from db import rollups, stats, visit_stats
 from db.event import Event
-from db.models import ROLLUP_TABLES, rollup_day_visits
+from db.models import DAY_FIGURES, ROLLUP_TABLES, rollup_day_visits
 from db.rebuild import rebuild
-from db.rollups.visits import DAY_FIGURES
 from db.stats import Period
 from tests import reference_sql as ref
 from tests.db.test_stats_property import engine, reset, write
