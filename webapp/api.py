@@ -71,7 +71,7 @@ def _day(name: str, raw: str) -> date:
     return day
 
 
-def _site_id() -> str:
+def site_id_arg() -> str:
     site_id = request.args.get("site_id", "")
     if not site_id:
         raise HTTPError(400, "site_id required")
@@ -80,7 +80,7 @@ def _site_id() -> str:
     return site_id
 
 
-def _period() -> tuple[Period, dict[str, str]]:
+def period_args() -> tuple[Period, dict[str, str]]:
     """``date`` (default today, UTC) or an inclusive ``from``/``to`` range."""
     args = request.args
     has_range = "from" in args or "to" in args
@@ -109,7 +109,7 @@ def _event_type() -> str | None:
     return value
 
 
-def _limit_between(default: int, most: int) -> int:
+def limit_arg(default: int, most: int) -> int:
     """The ``limit`` parameter: 1..``most``, ``default`` when absent."""
     raw = request.args.get("limit")
     if raw is None:
@@ -122,10 +122,10 @@ def _limit_between(default: int, most: int) -> int:
 
 
 def _limit() -> int:
-    return _limit_between(DEFAULT_LIMIT, MAX_LIMIT)
+    return limit_arg(DEFAULT_LIMIT, MAX_LIMIT)
 
 
-async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def read_stats(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run a stats query in its own session, bounded: a database that stops answering
     gets a 503 with Retry-After instead of a request that hangs."""
 
@@ -143,49 +143,48 @@ async def _read(query: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 @bp.get("/stats")
 async def get_stats() -> Response:
-    site_id = _site_id()
-    period, label = _period()
+    site_id = site_id_arg()
+    period, label = period_args()
     event_type, limit = _event_type(), _limit()
-    figures = await _read(lambda s: stats.summary(s, site_id, period, event_type, limit))
+    figures = await read_stats(lambda s: stats.summary(s, site_id, period, event_type, limit))
     body: dict[str, Any] = {"site_id": site_id, **label, **figures}
     if "from" in label:
         body["unique_users_exact"] = True
     return json_response(body)
 
 
+def period_body(site_id: str, period: Period, **more: Any) -> Response:
+    """The JSON answer of a report over a period: the site, ``from``/``to``, then ``more``."""
+    body = {"site_id": site_id, "from": period.start.isoformat(), "to": period.end.isoformat()}
+    return json_response(body | more)
+
+
 @bp.get("/stats/event-types")
 async def get_event_types() -> Response:
-    site_id = _site_id()
-    period, _ = _period()
-    found = await _read(lambda s: stats.event_types(s, site_id, period))
-    return json_response(
-        {
-            "site_id": site_id,
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "event_types": found,
-        }
-    )
+    site_id = site_id_arg()
+    period, _ = period_args()
+    found = await read_stats(lambda s: stats.event_types(s, site_id, period))
+    return period_body(site_id, period, event_types=found)
 
 
 @bp.get("/stats/timeseries")
 async def get_timeseries() -> Response:
-    site_id = _site_id()
-    period, _ = _period()
+    site_id = site_id_arg()
+    period, _ = period_args()
     interval = request.args.get("interval", "hour" if period.days == 1 else "day")
     if interval not in ("hour", "day"):
         raise HTTPError(400, "interval must be hour or day")
     if interval == "hour" and period.days > 31:
         raise HTTPError(400, "hourly series cover at most 31 days")
     event_type = _event_type()
-    series = await _read(lambda s: stats.timeseries(s, site_id, period, interval, event_type))
+    series = await read_stats(lambda s: stats.timeseries(s, site_id, period, interval, event_type))
     return json_response(series)
 
 
 @bp.get("/sites")
 async def get_sites() -> Response:
     # Only the sites this request may read (webapp.auth.access).
-    found = await access.visible_sites(await _read(stats.sites))
+    found = await access.visible_sites(await read_stats(stats.sites))
     return json_response({"sites": found})
 
 

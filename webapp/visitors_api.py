@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from db import visit_stats
-from webapp.api import _limit_between, _period, _read, _site_id, json_response
+from webapp.api import limit_arg, period_args, period_body, read_stats, site_id_arg
 from webapp.errors import HTTPError
 
 bp = Blueprint("visitors", __name__)
@@ -22,34 +22,19 @@ _PROPERTY_ERROR = "property must be one of " + ", ".join(visit_stats.PROPERTIES)
 
 @bp.get("/stats/aggregate")
 async def get_aggregate() -> Response:
-    site_id = _site_id()
-    period, _ = _period()
-    figures = await _read(lambda s: visit_stats.aggregate(s, site_id, period))
-    return json_response(
-        {
-            "site_id": site_id,
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            **figures,
-        }
-    )
+    site_id = site_id_arg()
+    period, _ = period_args()
+    figures = await read_stats(lambda s: visit_stats.aggregate(s, site_id, period))
+    return period_body(site_id, period, **figures)
 
 
 @bp.get("/stats/breakdown")
 async def get_breakdown() -> Response:
-    site_id = _site_id()
+    site_id = site_id_arg()
     prop = request.args.get("property", "")
     if not visit_stats.valid_property(prop):
         raise HTTPError(400, _PROPERTY_ERROR)
-    period, _ = _period()
-    limit = _limit_between(BREAKDOWN_DEFAULT_LIMIT, BREAKDOWN_MAX_LIMIT)
-    results = await _read(lambda s: visit_stats.breakdown(s, site_id, period, prop, limit))
-    return json_response(
-        {
-            "site_id": site_id,
-            "property": prop,
-            "from": period.start.isoformat(),
-            "to": period.end.isoformat(),
-            "results": results,
-        }
-    )
+    period, _ = period_args()
+    limit = limit_arg(BREAKDOWN_DEFAULT_LIMIT, BREAKDOWN_MAX_LIMIT)
+    results = await read_stats(lambda s: visit_stats.breakdown(s, site_id, period, prop, limit))
+    return period_body(site_id, period, property=prop, results=results)
