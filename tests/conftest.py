@@ -162,12 +162,15 @@ async def schema(settings: Settings) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One process's app (bridge, lifespan resources, Flask) over an in-process httpx client."""
+async def app_client(
+    settings: Settings, peer: str = "127.0.0.1"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """One process's app (bridge, lifespan resources, Flask) over an in-process httpx
+    client whose requests come from ``peer``."""
     flask_app = create_app({"SETTINGS": settings, "TESTING": True})
     asgi = make_asgi(flask_app)
     await asgi.on_startup()  # type: ignore[misc]
-    transport = httpx.ASGITransport(app=asgi)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=asgi, client=(peer, 123))  # type: ignore[arg-type]
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http

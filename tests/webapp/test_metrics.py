@@ -21,9 +21,7 @@ from asyncworker.keys import QueueKeys
 from db.engine import create_engine
 from db.schema import init_db
 from db.settings import Settings
-from tests.conftest import free_port
-from webapp import create_app
-from webapp.asgi import make_asgi
+from tests.conftest import app_client, free_port
 from webapp.bridge import MAX_BODY_BYTES
 
 TOKEN = "metrics-token-0123456789"
@@ -44,14 +42,8 @@ async def web(settings: Settings, peer: str = "127.0.0.1") -> AsyncIterator[http
     engine = create_engine(settings)
     await init_db(engine)
     await engine.dispose()
-    asgi = make_asgi(create_app({"SETTINGS": settings, "TESTING": True}))
-    await asgi.on_startup()  # type: ignore[misc]
-    transport = httpx.ASGITransport(app=asgi, client=(peer, 4321))  # type: ignore[arg-type]
-    try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            yield http
-    finally:
-        await asgi.on_shutdown()  # type: ignore[misc]
+    async with app_client(settings, peer) as http:
+        yield http
 
 
 @pytest.fixture
