@@ -44,9 +44,6 @@ def too_large(limit: int) -> str:
     return f"body too large (at most {limit} bytes)"
 
 
-TOO_LARGE = too_large(MAX_BODY_BYTES)
-
-
 class FastPath(Protocol):
     """A request answered without Flask (webapp/fastpath.py): same answer, less work."""
 

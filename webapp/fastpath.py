@@ -21,6 +21,7 @@ from flask import Flask
 from redis.exceptions import RedisError
 
 from webapp import cors
+from webapp.auth.headers import EVERY_ANSWER
 from webapp.auth.headers import EXTENSION as FORWARDED_EXTENSION
 from webapp.enrich import ForwardedAllow, client_address
 from webapp.errors import HTTPError, error_body, redis_outage
@@ -38,14 +39,7 @@ def _encode(headers: Mapping[str, str]) -> Headers:
 
 # What the app adds to every ingestion answer: its CORS headers and the security headers
 # of webapp.auth.headers.secure (a JSON answer gets no page headers).
-_COMMON: Headers = _encode(
-    {
-        "Content-Type": "application/json",
-        **cors.INGESTION,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "same-origin",
-    }
-)
+_COMMON: Headers = _encode({"Content-Type": "application/json", **cors.INGESTION, **EVERY_ANSWER})
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> str | None:

@@ -48,13 +48,19 @@ def client() -> str:
     return found or "unknown"
 
 
+# On every answer (the bridge's fast path for POST /event sends them too).
+EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
 def secure(response: Response) -> Response:
     """After every request: the page headers on HTML, and no caching of pages with secrets."""
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    defaults = dict(EVERY_ANSWER)
+    if request.endpoint in SECRET_URL_ENDPOINTS:
+        defaults["Referrer-Policy"] = "no-referrer"
+    for name, value in defaults.items():
+        response.headers.setdefault(name, value)
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Cache-Control", "no-store")
-    policy = "no-referrer" if request.endpoint in SECRET_URL_ENDPOINTS else "same-origin"
-    response.headers.setdefault("Referrer-Policy", policy)
     return response
