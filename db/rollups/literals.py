@@ -18,7 +18,7 @@ the driver connection's ``escape`` only, digests are hex produced by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -79,10 +79,6 @@ class Literals:
 
     # Rows of the rollup tables, as tuples in their tables' column order.
 
-    def member_row(self, r: tuple[Any, ...]) -> str:
-        """(site, scope, type, bucket, digest, token): a row of a distinct-user set."""
-        return f"({self.key(r[:4])},'{r[4]}',{int(r[5])})"
-
     def count_row(self, r: tuple[Any, ...]) -> str:
         """(site, scope, type, bucket, events, users): a day or hour counter."""
         return f"({self.key(r[:4])},{int(r[4])},{int(r[5])})"
@@ -110,17 +106,47 @@ class Literals:
             return f"'{value}'"
         return self.string(value)
 
-    def renderer(self, kinds: str, shared: int = 0) -> Callable[[tuple[Any, ...]], str]:
-        """A row renderer for tuples whose fields are, one letter each: ``s`` text
-        (escaped, memoized), ``w`` a day or hour, ``h`` a hex digest, ``n`` an integer.
-        The first ``shared`` fields (a bucket that many rows share) are rendered once."""
+    def _parts(self, kinds: str) -> list[Callable[[Any], str]]:
+        """The renderers of fields of ``kinds``, one letter each: ``s`` text (escaped,
+        memoized), ``w`` a day or hour, ``h`` a hex digest, ``n`` an integer."""
         render: dict[str, Callable[[Any], str]] = {
             "s": self.string,
             "w": self.when,
             "h": self.digest_text,
             "n": lambda v: str(int(v)),
         }
-        parts = [render[k] for k in kinds]
+        return [render[k] for k in kinds]
+
+    def set_rows(self, keys: Iterable[tuple[Any, ...]], kinds: str, token: int) -> list[str]:
+        """``(bucket…,'member',token)`` for each set-row key (a bucket whose fields are
+        ``kinds``, then a member digest), in the order of the sorted keys.
+
+        Why grouped: a batch's keys share few buckets, so each bucket is rendered once
+        and only its members are sorted and rendered row by row (the order is the one
+        of sorting whole keys: by bucket, then member)."""
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for key in keys:
+            members = groups.get(bucket := key[:-1])
+            if members is None:
+                groups[bucket] = [key[-1]]
+            else:
+                members.append(key[-1])
+        parts = self._parts(kinds)
+        tail = f",{int(token)})"
+        out: list[str] = []
+        for bucket in sorted(groups):
+            head = "(" + ",".join([p(v) for p, v in zip(parts, bucket, strict=True)]) + ","
+            for member in sorted(groups[bucket]):
+                if member.isascii() and member.isalnum():  # as digest_text: hex needs no escape
+                    out.append(f"{head}'{member}'{tail}")
+                else:
+                    out.append(head + self.string(member) + tail)
+        return out
+
+    def renderer(self, kinds: str, shared: int = 0) -> Callable[[tuple[Any, ...]], str]:
+        """A row renderer for tuples whose fields are ``kinds`` (:meth:`_parts`).
+        The first ``shared`` fields (a bucket that many rows share) are rendered once."""
+        parts = self._parts(kinds)
 
         def fields(r: tuple[Any, ...]) -> str:
             return ",".join([p(v) for p, v in zip(parts, r, strict=True)])

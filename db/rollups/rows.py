@@ -9,7 +9,7 @@ rows this transaction inserted.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
 from db.rollups.dialect import execute_chunked, insert_ignore
-from db.rollups.literals import send_values, statement_frame
+from db.rollups.literals import Literals, send_values, statement_frame
 
 Render = Callable[[tuple[Any, ...]], str]
 
@@ -45,16 +45,23 @@ async def write_rows(
 async def insert_new_members(
     conn: AsyncConnection,
     table: Table,
-    keys: Iterable[tuple[Any, ...]],
+    keys: Collection[tuple[Any, ...]],
     token: int,
-    render: Render | None,
+    lit: Literals | None,
+    kinds: str,
 ) -> Counter[tuple[Any, ...]]:
-    """Insert a set's rows (primary key tuples; the member digest last) carrying ``token``;
+    """Insert a set's rows (primary key tuples: a bucket whose fields are ``kinds`` as
+    :meth:`Literals.set_rows` reads them, then the member digest) carrying ``token``;
     return how many were new per bucket (the primary key without its member)."""
-    rows = [(*k, token) for k in sorted(keys)]
-    if not rows:
+    if not keys:
         return Counter()
-    await write_rows(conn, insert_ignore(conn, table), "ignore", table, rows, render)
+    stmt = insert_ignore(conn, table)
+    if lit is None:
+        rows = [(*k, token) for k in sorted(keys)]
+        await write_rows(conn, stmt, "ignore", table, rows, None)
+    else:
+        head, tail = statement_frame(conn, stmt, "ignore", table)
+        await send_values(conn, head, lit.set_rows(keys, kinds, token), tail)
     cols = list(table.primary_key.columns)[:-1]
     found = await conn.execute(
         select(*cols, func.count()).where(table.c.token == token).group_by(*cols)

@@ -104,14 +104,14 @@ async def write_visit_deltas(
     """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction)."""
     deltas.finish()
     sets: list[tuple[Table, set[tuple[Any, ...]], str]] = [
-        (models.rollup_day_visitors, deltas.day_visitors, "swh"),
-        (models.rollup_hour_visitors, deltas.hour_visitors, "swh"),
-        (models.rollup_day_value_visitors, deltas.value_visitors, "swshh"),
+        (models.rollup_day_visitors, deltas.day_visitors, "sw"),
+        (models.rollup_hour_visitors, deltas.hour_visitors, "sw"),
+        (models.rollup_day_value_visitors, deltas.value_visitors, "swsh"),
     ]
     new: list[Counter[tuple[Any, ...]]] = []
     for table, keys, kinds in sets:
         unknown = keys if cache is None else cache.unknown(keys)
-        new.append(await insert_new_members(conn, table, unknown, token, _render(lit, kinds + "n")))
+        new.append(await insert_new_members(conn, table, unknown, token, lit, kinds))
     new_day, new_hour, new_values = new
     new_values.update(await _exit_visitors(conn, lit, deltas.exit_changes()))
     await _upsert_day_visits(conn, lit, deltas, new_day)

@@ -83,12 +83,11 @@ async def write_deltas(
     if cache is not None:
         day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
     lit = await literals_for(conn)
-    member = lit.member_row if lit is not None else None
     new_day_users = await insert_new_members(
-        conn, models.rollup_day_users, day_users, token, member
+        conn, models.rollup_day_users, day_users, token, lit, "snsw"
     )
     new_hour_users = await insert_new_members(
-        conn, models.rollup_hour_users, hour_users, token, member
+        conn, models.rollup_hour_users, hour_users, token, lit, "snsw"
     )
     await _upsert_paths(conn, lit, deltas)
     await _upsert_counts(conn, lit, models.rollup_days, deltas.days, new_day_users)
