@@ -7,6 +7,7 @@ queue's wire format round trip.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,6 +22,7 @@ from db.event import (
     validate_event,
 )
 from db.limits import EVENT_ID_MAX, EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
+from db.models import EVENT_COLUMNS
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
 UTC = timezone.utc
@@ -394,6 +396,30 @@ def test_a_queued_visit_decodes() -> None:
         "Google",
         None,
     )
+
+
+def test_an_events_row_names_every_column_with_its_field() -> None:
+    """Event.values (what the worker renders) fills EVENT_COLUMNS in order, field by field."""
+    event = decode_wire(_visit_wire(dims={"source": "Google", "os_version": "14"}))
+    event = dataclasses.replace(event, props={"plan": "pro"}, user_id="u1", path="/p")
+    assert event.visit is not None
+    expected = dict.fromkeys(EVENT_COLUMNS)
+    expected.update(
+        site_id=event.site_id,
+        event_type=event.event_type,
+        path="/p",
+        user_id="u1",
+        timestamp=datetime(2024, 1, 1),
+        visitor_id=event.visit.visitor,
+        visit_id=42,
+        visit_seq=2,
+        source="Google",
+        os_version="14",
+        props='{"plan":"pro"}',
+    )
+    assert event.row() == expected and list(event.row()) == list(EVENT_COLUMNS)
+    bare = dataclasses.replace(event, visit=None, props=None)
+    assert bare.row() == {**expected, **dict.fromkeys(EVENT_COLUMNS[5:])}
 
 
 @pytest.mark.parametrize(
