@@ -8,6 +8,7 @@ queue's wire format round trip.
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -21,7 +22,14 @@ from db.event import (
     parse_timestamp,
     validate_event,
 )
-from db.limits import EVENT_ID_MAX, EVENT_TYPE_MAX, PATH_MAX, SITE_ID_MAX, USER_ID_MAX
+from db.limits import (
+    EVENT_ID_MAX,
+    EVENT_TYPE_MAX,
+    LABEL_MAX,
+    PATH_MAX,
+    SITE_ID_MAX,
+    USER_ID_MAX,
+)
 from db.models import EVENT_COLUMNS
 
 NOW = datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -440,6 +448,35 @@ def test_an_events_row_names_every_column_with_its_field() -> None:
 def test_a_malformed_visit_is_poison(changes: dict[str, Any]) -> None:
     with pytest.raises(InvalidEvent):
         decode_wire(_visit_wire(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"after": [True, 1_000_000, 3_000_000, "/a", "/b"]}, "out-of-range number"),
+        ({"after": [2, 1_000_000.0, 3_000_000, "/a", "/b"]}, "out-of-range number"),
+        ({"after": [2, 1_000_000, 2**53 + 1, "/a", "/b"]}, "out-of-range number"),
+        ({"after": [2, -1, 3_000_000, "/a", "/b"]}, "out-of-range number"),
+        ({"after": [2, 1_000_000, 3_000_000, "/a", 5]}, "malformed page"),
+        ({"after": [2, 1_000_000, 3_000_000, "x" * (PATH_MAX + 1), "/b"]}, "malformed page"),
+        ({"after": [2, 3_000_000, 1_000_000, "/a", 5]}, "malformed page"),
+        ({"after": [2, 3_000_000, 1_000_000, "/a", "/b"]}, "ends before it starts"),
+        ({"before": [1, 1_000_000, 1_000_000, "/a"]}, "list of 5"),
+        ({"dims": {"source": "Google", "ip": "1.2.3.4"}}, "unknown visit dimension 'ip'"),
+        ({"dims": {"source": "x" * (LABEL_MAX + 1)}}, "dimension source is malformed"),
+        ({"dims": {"referrer": "x" * (PATH_MAX + 1)}}, "dimension referrer is malformed"),
+        ({"dims": {"device": 1}}, "dimension device is malformed"),
+    ],
+)
+def test_a_malformed_visit_says_why(changes: dict[str, Any], reason: str) -> None:
+    """Each rule of a visit's states and dimensions, and the first broken one is named."""
+    with pytest.raises(InvalidEvent, match=re.escape(reason)):
+        decode_wire(_visit_wire(**changes))
+
+
+def test_a_visits_referrer_may_be_as_long_as_a_page() -> None:
+    event = decode_wire(_visit_wire(dims={"referrer": "x" * PATH_MAX}))
+    assert event.visit is not None and len(event.visit.dims["referrer"]) == PATH_MAX
 
 
 def test_a_bot_is_queued_without_visit_or_edge_fields() -> None:
