@@ -29,6 +29,12 @@ def digest(value: str) -> str:
     return hashlib.md5(value.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
 
 
+def hour_of(timestamp: datetime) -> datetime:
+    """The naive start of ``timestamp``'s hour (its own clock, tzinfo dropped): what
+    ``replace(minute=0, second=0, microsecond=0, tzinfo=None)`` gives, a few times faster."""
+    return datetime(timestamp.year, timestamp.month, timestamp.day, timestamp.hour)
+
+
 def scopes(event_type: str) -> tuple[tuple[int, str], tuple[int, str]]:
     return ((ALL_TYPES, ""), (ONE_TYPE, event_type))
 
@@ -44,6 +50,14 @@ class Deltas:
     path_views: Counter[DayHashKey] = field(default_factory=Counter)
     path_names: dict[str, str] = field(default_factory=dict)
     sites: Counter[str] = field(default_factory=Counter)
+    # Digests of the paths and user ids seen (they repeat within a batch; md5 is slow).
+    _digests: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def _digest(self, value: str) -> str:
+        out = self._digests.get(value)
+        if out is None:
+            out = self._digests[value] = digest(value)
+        return out
 
     def add(
         self,
@@ -55,13 +69,13 @@ class Deltas:
     ) -> None:
         """Count one event; ``timestamp`` is UTC (naive, or aware and converted by the caller)."""
         day = timestamp.date()
-        hour = timestamp.replace(minute=0, second=0, microsecond=0, tzinfo=None)
-        user = digest(user_id) if user_id is not None else None
+        hour = hour_of(timestamp)
+        user = self._digest(user_id) if user_id is not None else None
         path_key = None
         if path is not None:
-            path_key = digest(path)
+            path_key = self._digest(path)
             self.path_names[path_key] = path
-        for scope, etype in scopes(event_type):
+        for scope, etype in ((ALL_TYPES, ""), (ONE_TYPE, event_type)):  # as scopes(event_type)
             self.days[(site_id, scope, etype, day)] += 1
             self.hours[(site_id, scope, etype, hour)] += 1
             if user is not None:
