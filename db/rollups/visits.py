@@ -28,7 +28,7 @@ from typing import Any
 
 from db.event import Event
 from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
-from db.rollups.deltas import digest
+from db.rollups.deltas import digest, hour_of
 from db.visit import Visit, VisitState, from_us
 
 PAGEVIEW = "pageview"
@@ -41,6 +41,9 @@ PROPERTIES: tuple[str, ...] = (PAGE, ENTRY_PAGE, EXIT_PAGE, *VISIT_DIMENSIONS, E
 
 _VISITS, _BOUNCES, _DURATION, _PAGEVIEWS, _EVENTS = 1, 2, 3, 4, 5
 _BOTS = 5
+
+# A visit's start (µs) per hour: the hour's index is the key of its (day, hour).
+_HOUR_US = 3_600_000_000
 
 # (site, day); (site, hour); (site, day, property, value digest).
 SiteDay = tuple[str, date]
@@ -98,6 +101,14 @@ class VisitDeltas:
         default_factory=dict
     )
     _digests: dict[str, str] = field(default_factory=dict)
+    # Memos: (day, hour) per hour of a visit's start; (property, value digest) of a
+    # visit's dimensions per dimension set.
+    _starts: dict[int, tuple[date, datetime]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+    _dimension_keys: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def _digest(self, value: str) -> str:
         out = self._digests.get(value)
@@ -114,10 +125,32 @@ class VisitDeltas:
 
     def _value(self, site: str, day: date, prop: str, value: str) -> tuple[ValueKey, list[int]]:
         key = (site, day, prop, self._digest(value))
+        return key, self._value_row(key)
+
+    def _value_row(self, key: ValueKey) -> list[int]:
         row = self.values.get(key)
         if row is None:
             row = self.values[key] = _figures(len(VALUE_FIGURES))
-        return key, row
+        return row
+
+    def _start(self, start: int) -> tuple[date, datetime]:
+        """The day and hour of a visit's start (µs), memoized per hour (visits that
+        start in the same hour are many; from_us and replace are slow)."""
+        index = start // _HOUR_US
+        out = self._starts.get(index)
+        if out is None:
+            began = from_us(start)
+            out = self._starts[index] = (began.date(), hour_of(began))
+        return out
+
+    def _dimension_digests(self, items: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+        """(property, value digest) of a visit's dimensions (``items``), as
+        :func:`dimension_values` lists them, memoized per dimension set."""
+        out = self._dimension_keys.get(items)
+        if out is None:
+            values = dimension_values(dict(items))
+            out = self._dimension_keys[items] = [(p, self._digest(v)) for p, v in values]
+        return out
 
     def add_bot(self, site: str, day: date) -> None:
         self._day((site, day))[_BOTS] += 1
@@ -137,7 +170,7 @@ class VisitDeltas:
         self._day((site, day))[_PAGEVIEWS] += pageview
         if visitor is None:
             return
-        hour = timestamp.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        hour = hour_of(timestamp)
         self.day_visitors.add((site, day, visitor))
         self.hour_visitors.add((site, hour, visitor))
         listed = [(EVENT_TYPE, event_type)]
@@ -164,20 +197,20 @@ class VisitDeltas:
     ) -> None:
         """What a visit's change from ``before`` (None: no visit yet) to ``after`` adds,
         under the day and hour of the visit's first event (``start``, µs)."""
-        began = from_us(start)
-        day = began.date()
+        day, hour = self._start(start)
         opened = before is None
         visits = int(opened)
         bounces = int(after.bounced) - int(before is not None and before.bounced)
         duration = after.duration_us - (0 if before is None else before.duration_us)
         if visits:
-            self.hour_visits[(site, began.replace(minute=0, second=0, microsecond=0))] += 1
+            self.hour_visits[(site, hour)] += 1
         if visits or bounces or duration:
             day_row = self._day((site, day))
             day_row[_VISITS] += visits
             day_row[_BOUNCES] += bounces
             day_row[_DURATION] += duration
-            group_key = (site, day, tuple(dims.items()))
+            items = tuple(dims.items())
+            group_key = (site, day, items)
             group = self._by_dims.get(group_key)
             if group is None:
                 group = self._by_dims[group_key] = [0, 0, 0]
@@ -185,8 +218,8 @@ class VisitDeltas:
             group[1] += bounces
             group[2] += duration
             if opened:
-                for prop, value in dimension_values(dims):
-                    self.value_visitors.add((site, day, prop, self._digest(value), visitor))
+                for prop, value_hash in self._dimension_digests(items):
+                    self.value_visitors.add((site, day, prop, value_hash, visitor))
         entry_before = None if before is None else before.entry
         if entry_before is None and after.entry is not None:
             key, row = self._value(site, day, ENTRY_PAGE, after.entry)
@@ -225,8 +258,8 @@ class VisitDeltas:
         """Spread the visit changes grouped by dimensions over their breakdown rows (call
         once all events are added; :func:`aggregate_visits` and the writer do)."""
         for (site, day, items), (visits, bounces, duration) in self._by_dims.items():
-            for prop, value in dimension_values(dict(items)):
-                _, row = self._value(site, day, prop, value)
+            for prop, value_hash in self._dimension_digests(items):
+                row = self._value_row((site, day, prop, value_hash))
                 row[_VISITS] += visits
                 row[_BOUNCES] += bounces
                 row[_DURATION] += duration
