@@ -18,7 +18,7 @@ the driver connection's ``escape`` only, digests are hex produced by
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy.sql.dml import Insert
 from db.event import Event
 from db.models import EVENT_COLUMNS, events
 from db.rollups import dialect
+from db.rollups.membership import Groups
 
 _HEX = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _FRAMES: dict[tuple[str, str, str], tuple[str, str]] = {}
@@ -117,20 +118,10 @@ class Literals:
         }
         return [render[k] for k in kinds]
 
-    def set_rows(self, keys: Iterable[tuple[Any, ...]], kinds: str, token: int) -> list[str]:
-        """``(bucket…,'member',token)`` for each set-row key (a bucket whose fields are
-        ``kinds``, then a member digest), in the order of the sorted keys.
-
-        Why grouped: a batch's keys share few buckets, so each bucket is rendered once
-        and only its members are sorted and rendered row by row (the order is the one
-        of sorting whole keys: by bucket, then member)."""
-        groups: dict[tuple[Any, ...], list[str]] = {}
-        for key in keys:
-            members = groups.get(bucket := key[:-1])
-            if members is None:
-                groups[bucket] = [key[-1]]
-            else:
-                members.append(key[-1])
+    def set_rows(self, groups: Groups, kinds: str, token: int) -> list[str]:
+        """``(bucket…,'member',token)`` for each member of each bucket of ``groups``
+        (buckets whose fields are ``kinds``), in the order of the sorted whole keys: by
+        bucket, then member. Each bucket is rendered once, for all its members."""
         parts = self._parts(kinds)
         tail = f",{int(token)})"
         out: list[str] = []

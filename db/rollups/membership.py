@@ -24,6 +24,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.settings import DEFAULT_ROLLUP_CACHE_SIZE
 
+# Set-row keys grouped: each bucket (a key without its member) to its member digests.
+Groups = dict[tuple[Any, ...], list[str]]
+
+
+def grouped(keys: Iterable[tuple[Any, ...]]) -> Groups:
+    """``keys`` (a bucket, then a member digest last) grouped by bucket. Why: a batch's
+    thousands of set rows share few buckets, so the cache and the statement work per
+    bucket, with set operations on its members, instead of key by key."""
+    groups: Groups = {}
+    for key in keys:
+        members = groups.get(bucket := key[:-1])
+        if members is None:
+            groups[bucket] = [key[-1]]
+        else:
+            members.append(key[-1])
+    return groups
+
 
 class MemberCache:
     """Set rows known to be committed, grouped by bucket, least recently used out.
@@ -40,41 +57,42 @@ class MemberCache:
         self.size = 0
         self._buckets: OrderedDict[tuple[Any, ...], set[str]] = OrderedDict()
 
-    def unknown(self, keys: set[tuple[Any, ...]]) -> set[tuple[Any, ...]]:
-        """The keys (a bucket, then a member digest last) not known to be committed."""
+    def unknown(self, groups: Groups) -> Groups:
+        """The members of ``groups`` (:func:`grouped` keys) not known to be committed."""
         if not self._buckets:
-            return keys
+            return groups
         buckets = self._buckets
-        out = set()
-        for key in keys:
-            members = buckets.get(key[:-1])
-            if members is None or key[-1] not in members:
-                out.add(key)
+        out: Groups = {}
+        for bucket, members in groups.items():
+            known = buckets.get(bucket)
+            if known is None:
+                out[bucket] = members
+            elif not known.issuperset(members):
+                out[bucket] = [m for m in members if m not in known]
         return out
 
-    def remember(self, *keysets: Iterable[tuple[Any, ...]]) -> None:
-        """Remember the rows of ``keysets`` (sets of committed set-row keys)."""
+    def remember(self, *groupsets: Groups) -> None:
+        """Remember the rows of ``groupsets`` (:func:`grouped` committed set-row keys);
+        their buckets become the most recently used (in no particular order)."""
         if self.capacity <= 0:
             return
         buckets = self._buckets
-        touched: set[tuple[Any, ...]] = set()
         added = 0
-        for keys in keysets:
-            for key in keys:
-                bucket = key[:-1]
-                members = buckets.get(bucket)
-                if members is None:
-                    members = buckets[bucket] = set()
-                if key[-1] not in members:
-                    members.add(key[-1])
-                    added += 1
-                touched.add(bucket)
-        for bucket in touched:
-            buckets.move_to_end(bucket)
+        for groups in groupsets:
+            for bucket, members in groups.items():
+                known = buckets.get(bucket)
+                if known is None:
+                    known = buckets[bucket] = set(members)
+                    added += len(known)
+                else:
+                    before = len(known)
+                    known.update(members)
+                    added += len(known) - before
+                    buckets.move_to_end(bucket)
         self.size += added
         while self.size > self.capacity and buckets:
-            _, members = buckets.popitem(last=False)
-            self.size -= len(members)
+            _, evicted = buckets.popitem(last=False)
+            self.size -= len(evicted)
 
     def clear(self) -> None:
         self._buckets.clear()

@@ -9,7 +9,7 @@ rows this transaction inserted.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Table, func, select
@@ -18,6 +18,7 @@ from sqlalchemy.sql.dml import Insert
 
 from db.rollups.dialect import execute_chunked, insert_ignore
 from db.rollups.literals import Literals, send_values, statement_frame
+from db.rollups.membership import Groups
 
 Render = Callable[[tuple[Any, ...]], str]
 
@@ -45,23 +46,23 @@ async def write_rows(
 async def insert_new_members(
     conn: AsyncConnection,
     table: Table,
-    keys: Collection[tuple[Any, ...]],
+    groups: Groups,
     token: int,
     lit: Literals | None,
     kinds: str,
 ) -> Counter[tuple[Any, ...]]:
-    """Insert a set's rows (primary key tuples: a bucket whose fields are ``kinds`` as
-    :meth:`Literals.set_rows` reads them, then the member digest) carrying ``token``;
-    return how many were new per bucket (the primary key without its member)."""
-    if not keys:
+    """Insert a set's rows (``groups`` of primary keys: buckets whose fields are
+    ``kinds``, as :meth:`Literals.set_rows` reads them, to member digests) carrying
+    ``token``; return how many were new per bucket (the primary key without its member)."""
+    if not groups:
         return Counter()
     stmt = insert_ignore(conn, table)
     if lit is None:
-        rows = [(*k, token) for k in sorted(keys)]
+        rows = [(*b, m, token) for b in sorted(groups) for m in sorted(groups[b])]
         await write_rows(conn, stmt, "ignore", table, rows, None)
     else:
         head, tail = statement_frame(conn, stmt, "ignore", table)
-        await send_values(conn, head, lit.set_rows(keys, kinds, token), tail)
+        await send_values(conn, head, lit.set_rows(groups, kinds, token), tail)
     cols = list(table.primary_key.columns)[:-1]
     found = await conn.execute(
         select(*cols, func.count()).where(table.c.token == token).group_by(*cols)

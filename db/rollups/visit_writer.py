@@ -29,7 +29,7 @@ from db import models
 from db.models import DAY_FIGURES, VALUE_FIGURES
 from db.rollups.dialect import upsert_adding
 from db.rollups.literals import Literals
-from db.rollups.membership import MemberCache
+from db.rollups.membership import Groups, MemberCache, grouped
 from db.rollups.rows import Render, insert_new_members, write_rows
 from db.rollups.visits import EXIT_PAGE, VisitDeltas
 
@@ -100,8 +100,9 @@ async def write_visit_deltas(
     deltas: VisitDeltas,
     token: int,
     cache: MemberCache | None,
-) -> None:
-    """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction)."""
+) -> list[Groups]:
+    """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction);
+    return its visitor-set rows (:func:`grouped`), for the cache once committed."""
     deltas.finish()
     sets: list[tuple[Table, set[tuple[Any, ...]], str]] = [
         (models.rollup_day_visitors, deltas.day_visitors, "sw"),
@@ -109,14 +110,18 @@ async def write_visit_deltas(
         (models.rollup_day_value_visitors, deltas.value_visitors, "swsh"),
     ]
     new: list[Counter[tuple[Any, ...]]] = []
+    written: list[Groups] = []
     for table, keys, kinds in sets:
-        unknown = keys if cache is None else cache.unknown(keys)
+        groups = grouped(keys)
+        written.append(groups)
+        unknown = groups if cache is None else cache.unknown(groups)
         new.append(await insert_new_members(conn, table, unknown, token, lit, kinds))
     new_day, new_hour, new_values = new
     new_values.update(await _exit_visitors(conn, lit, deltas.exit_changes()))
     await _upsert_day_visits(conn, lit, deltas, new_day)
     await _upsert_hour_visits(conn, lit, deltas, new_hour)
     await _upsert_values(conn, lit, deltas, new_values)
+    return written
 
 
 async def _upsert_day_visits(

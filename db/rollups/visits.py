@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from db.event import Event
 from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
@@ -270,10 +269,6 @@ class VisitDeltas:
         """The non-zero changes of (site, day, exit page digest, visitor) visit counts
         (a visit whose exit moved twice within the batch cancels out)."""
         return {k: n for k, n in self.exit_visits.items() if n}
-
-    def set_keys(self) -> tuple[set[tuple[Any, ...]], ...]:
-        """The grow-only visitor sets (what the membership cache may remember)."""
-        return (self.day_visitors, self.hour_visitors, self.value_visitors)
 
 
 def aggregate_visits(batch: Iterable[Event]) -> VisitDeltas:

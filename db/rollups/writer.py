@@ -20,7 +20,7 @@ from db.event import Event
 from db.rollups.deltas import Deltas, aggregate
 from db.rollups.dialect import upsert_adding
 from db.rollups.literals import Literals, event_values, events_head, literals_for, send_values
-from db.rollups.membership import MemberCache, cache_of
+from db.rollups.membership import Groups, MemberCache, cache_of, grouped
 from db.rollups.rows import insert_new_members, write_rows
 from db.rollups.visit_writer import write_visit_deltas
 from db.rollups.visits import VisitDeltas, aggregate_visits
@@ -75,13 +75,13 @@ async def write_deltas(
     deltas: Deltas,
     cache: MemberCache | None = None,
     visits: VisitDeltas | None = None,
-) -> None:
+) -> list[Groups]:
     """Add ``deltas`` (and ``visits``, after them) to the aggregates on ``conn``
-    (inside the caller's transaction)."""
+    (inside the caller's transaction); return the set rows written (grouped by bucket:
+    db/rollups/membership), which the cache may remember once the transaction commits."""
     token = secrets.randbits(62) + 1
-    day_users, hour_users = deltas.day_users, deltas.hour_users
-    if cache is not None:
-        day_users, hour_users = cache.unknown(day_users), cache.unknown(hour_users)
+    users = [grouped(deltas.day_users), grouped(deltas.hour_users)]
+    day_users, hour_users = users if cache is None else [cache.unknown(g) for g in users]
     lit = await literals_for(conn)
     new_day_users = await insert_new_members(
         conn, models.rollup_day_users, day_users, token, lit, "snsw"
@@ -94,7 +94,8 @@ async def write_deltas(
     await _upsert_counts(conn, lit, models.rollup_hours, deltas.hours, new_hour_users)
     await _upsert_sites(conn, lit, deltas.sites)
     if visits is not None:
-        await write_visit_deltas(conn, lit, visits, token, cache)
+        users += await write_visit_deltas(conn, lit, visits, token, cache)
+    return users
 
 
 async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> Callable[[], None]:
@@ -108,8 +109,8 @@ async def apply_batch(conn: AsyncConnection, batch: Sequence[Event]) -> Callable
     deltas = aggregate(batch)
     visits = aggregate_visits(batch)
     cache = cache_of(conn.sync_engine)
-    await write_deltas(conn, deltas, cache, visits)
-    return lambda: cache.remember(deltas.day_users, deltas.hour_users, *visits.set_keys())
+    written = await write_deltas(conn, deltas, cache, visits)
+    return lambda: cache.remember(*written)
 
 
 def _nothing() -> None:
