@@ -284,6 +284,25 @@ rollup_day_value_visitors = _visitor_set(
     Column("property", String(PROPERTY_MAX), primary_key=True),
     Column("value_hash", Digest, primary_key=True),
 )
+# The device and place of a visit (its User-Agent's and address's dimensions) rarely
+# differ between the visits of one visitor on one day: a cookieless visitor is defined by
+# address and User-Agent. So each visitor-day keeps one *profile*, the digests of those
+# values ('' for a value the visit lacks) of the first visit the worker committed, and its
+# distinct visitors per value are the profiles' plus only the rows of
+# ``rollup_day_value_visitors`` for values its profile lacks (db/rollups/visit_writer.py):
+# one row per visitor-day instead of one per value. ``token`` tells the transaction that
+# inserted a row (db/rollups/__init__.py); it is read by primary key, so not indexed.
+PROFILE_DIMENSIONS = VISIT_DIMENSIONS[VISIT_DIMENSIONS.index("country") :]
+PROFILE_COLUMNS = tuple(f"{name}_hash" for name in PROFILE_DIMENSIONS)
+rollup_day_visit_profiles = _table(
+    "rollup_day_visit_profiles",
+    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("visitor_hash", Digest, primary_key=True),
+    Column("token", Count, nullable=False),
+    *[Column(name, Digest, nullable=False) for name in PROFILE_COLUMNS],
+)
+
 # The exit page is the one value a visit can leave: visitors per exit page count the
 # visitors with at least one visit ending there (``visits`` > 0), kept exactly.
 rollup_day_exit_visitors = _table(
@@ -308,6 +327,7 @@ ROLLUP_TABLES = (
     rollup_hour_visitors,
     rollup_day_values,
     rollup_day_value_visitors,
+    rollup_day_visit_profiles,
     rollup_day_exit_visitors,
 )
 

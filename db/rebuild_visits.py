@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import Table
 
 from db import models
-from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
-from db.rollups.visits import EXIT_PAGE, VisitDeltas, is_pageview
+from db.models import DAY_FIGURES, PROFILE_COLUMNS, VALUE_FIGURES, VISIT_DIMENSIONS
+from db.rollups.visits import EXIT_PAGE, Profile, ProfileKey, VisitDeltas, is_pageview
 from db.visit import VisitState, from_us, to_us
 
 LOOKBACK = timedelta(hours=1)
@@ -135,6 +135,19 @@ def _set_rows(deltas: VisitDeltas) -> list[tuple[Table, list[dict[str, Any]]]]:
             ],
         ),
         (
+            models.rollup_day_visit_profiles,
+            [
+                {
+                    "site_id": s,
+                    "day": d,
+                    "visitor_hash": v,
+                    "token": 0,
+                    **dict(zip(PROFILE_COLUMNS, profiles[0], strict=True)),
+                }
+                for (s, d, v), profiles in sorted(deltas.profiles.items())
+            ],
+        ),
+        (
             models.rollup_day_exit_visitors,
             [
                 {"site_id": s, "day": d, "value_hash": h, "visitor_hash": v, "visits": n}
@@ -144,8 +157,9 @@ def _set_rows(deltas: VisitDeltas) -> list[tuple[Table, list[dict[str, Any]]]]:
     ]
 
 
-def _value_rows(deltas: VisitDeltas) -> list[dict[str, Any]]:
+def _value_rows(deltas: VisitDeltas, primaries: dict[ProfileKey, Profile]) -> list[dict[str, Any]]:
     value_visitors = Counter(k[:4] for k in deltas.value_visitors)
+    value_visitors.update(deltas.profile_visitors(primaries, primaries))
     value_visitors.update((s, d, EXIT_PAGE, h) for s, d, h, _ in deltas.exit_changes())
     names = deltas.value_names
     return [
@@ -164,7 +178,11 @@ def _value_rows(deltas: VisitDeltas) -> list[dict[str, Any]]:
 
 def visit_rows(deltas: VisitDeltas, bots: int) -> list[tuple[Table, list[dict[str, Any]]]]:
     """The complete visitor and visit rows of one site-day, per table, in the writer's
-    table order; ``bots`` (never stored as events, so not recomputable) is kept."""
+    table order; ``bots`` (never stored as events, so not recomputable) is kept.
+    Each visitor-day's profile is its first visit's (any choice is exact: the others'
+    values it lacks become set rows)."""
+    primaries = {key: profiles[0] for key, profiles in deltas.profiles.items()}
+    deltas.resolve_profiles(primaries)
     day_visitors = Counter(k[:2] for k in deltas.day_visitors)
     hour_visitors = Counter(k[:2] for k in deltas.hour_visitors)
     day_rows = [
@@ -191,5 +209,5 @@ def visit_rows(deltas: VisitDeltas, bots: int) -> list[tuple[Table, list[dict[st
         *_set_rows(deltas),
         (models.rollup_day_visits, day_rows),
         (models.rollup_hour_visits, hour_rows),
-        (models.rollup_day_values, _value_rows(deltas)),
+        (models.rollup_day_values, _value_rows(deltas, primaries)),
     ]

@@ -4,7 +4,8 @@ Read from the aggregates the worker keeps (db/rollups/visits.py), never from ``e
 A single day reads its counters (a primary-key range of ``rollup_day_visits`` or of
 ``rollup_day_values``); over several days the sums are added and distinct visitors are
 counted over the set rows of the range (``COUNT(DISTINCT visitor_hash)``), since a
-visitor of two days is one visitor. The figure definitions and their plain-SQL
+visitor of two days is one visitor (for device and place values, over the set rows and
+the visitor-day profiles together). The figure definitions and their plain-SQL
 reference are in ``tests/reference_sql.py``; the derived figures (rates, means) are
 computed by the functions here for both.
 """
@@ -14,15 +15,18 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, distinct, func, select
+from sqlalchemy import ColumnElement, Table, distinct, func, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.limits import PROP_KEY_MAX
 from db.models import (
+    PROFILE_COLUMNS,
+    PROFILE_DIMENSIONS,
     VISIT_DIMENSIONS,
     rollup_day_exit_visitors,
     rollup_day_value_visitors,
     rollup_day_values,
+    rollup_day_visit_profiles,
     rollup_day_visitors,
     rollup_day_visits,
 )
@@ -176,11 +180,24 @@ def _visitor_counts(site_id: str, period: Period, prop: str) -> Any:
             _days(x, period),
             x.c.visits > 0,
         )
-        key, member = x.c.value_hash, x.c.visitor_hash
+        key: ColumnElement[Any] = x.c.value_hash
+        member: ColumnElement[Any] = x.c.visitor_hash
     else:
         x = rollup_day_value_visitors
         where = (x.c.site_id == site_id, x.c.property == prop, _days(x, period))
         key, member = x.c.value_hash, x.c.visitor_hash
+        if prop in PROFILE_DIMENSIONS:
+            # A visitor-day's values of a device and place property: its profile's, and
+            # set rows for those its profile lacks (db/models.py).
+            p = rollup_day_visit_profiles
+            column = p.c[PROFILE_COLUMNS[PROFILE_DIMENSIONS.index(prop)]]
+            pairs = union_all(
+                select(key.label("value_hash"), member.label("visitor_hash")).where(*where),
+                select(column, p.c.visitor_hash).where(
+                    p.c.site_id == site_id, _days(p, period), column != ""
+                ),
+            ).subquery()
+            key, member, where = pairs.c.value_hash, pairs.c.visitor_hash, ()
     return (
         select(key.label("value_hash"), func.count(distinct(member)).label("visitors"))
         .where(*where)

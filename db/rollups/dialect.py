@@ -45,6 +45,18 @@ def upsert_adding(
     return stmt.on_duplicate_key_update(changes)  # type: ignore[no-any-return]
 
 
+def upsert_keeping(conn: AsyncConnection, table: Table) -> Insert:
+    """INSERT that leaves an existing row as it is but, on MySQL, still takes its
+    exclusive lock (``ON DUPLICATE KEY UPDATE`` of the first key column to itself), so a
+    locking read that follows sees the committed row without upgrading a shared lock.
+    SQLite has one writer at a time: ``DO NOTHING``."""
+    stmt = _insert(conn, table)
+    if conn.dialect.name == "sqlite":
+        return stmt.on_conflict_do_nothing()  # type: ignore[no-any-return]
+    first = next(iter(table.primary_key.columns))
+    return stmt.on_duplicate_key_update({first.name: first})  # type: ignore[no-any-return]
+
+
 async def execute_chunked(
     conn: AsyncConnection, stmt: Any, rows: Sequence[Mapping[str, Any]], chunk: int | None = None
 ) -> None:

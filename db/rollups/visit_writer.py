@@ -3,6 +3,11 @@
 After the user aggregates (db/rollups/writer.py), in this order, each statement's rows
 sorted by primary key so concurrent batches lock rows in one order:
 
+0. the visitor-day profiles (db/models.py): an insert that keeps an existing row but
+   locks it, then a locking read of the same rows. A row carrying our token is ours: its
+   values each gain a visitor. Otherwise the committed profile stands, and the values of
+   our visits' profiles that it lacks become set rows of step 1. The lock (held until
+   commit) makes the read see the committed row, for the reason step 2 gives;
 1. the distinct-visitor sets (day, hour, and per breakdown value): ``INSERT IGNORE``
    with the transaction's token, then the new rows per bucket (exact under concurrency
    for the reason the package docstring gives);
@@ -27,47 +32,75 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db import models
 from db.models import DAY_FIGURES, VALUE_FIGURES
-from db.rollups.dialect import upsert_adding
+from db.rollups.dialect import upsert_adding, upsert_keeping
 from db.rollups.literals import Literals
 from db.rollups.membership import Groups, MemberCache, grouped
 from db.rollups.rows import Render, insert_new_members, write_rows
-from db.rollups.visits import EXIT_PAGE, VisitDeltas
+from db.rollups.visits import EXIT_PAGE, Profile, ProfileKey, VisitDeltas
 
 ExitKey = tuple[str, date, str, str]
-# Keys per locking read of exit rows (bounded statements, as CHUNK_ROWS bounds writes).
-READ_CHUNK = 250
+# Keys per locking read (bounded statements, as CHUNK_ROWS bounds writes).
+READ_CHUNK = 1000
 
 
 def _render(lit: Literals | None, kinds: str, shared: int = 0) -> Render | None:
     return None if lit is None else lit.renderer(kinds, shared)
 
 
-async def _exit_counts(
-    conn: AsyncConnection, lit: Literals | None, keys: list[ExitKey]
-) -> dict[ExitKey, int]:
-    """The current ``visits`` of exit rows ``keys`` (sorted), read with a locking read."""
-    t = models.rollup_day_exit_visitors
-    out: dict[ExitKey, int] = {}
+async def _locked_rows(
+    conn: AsyncConnection,
+    lit: Literals | None,
+    table: Table,
+    kinds: str,
+    keys: list[tuple[Any, ...]],
+) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The rows of ``table`` whose primary keys are ``keys`` (sorted; each field's kind as
+    :meth:`Literals.renderer` names it), read with a locking read: key -> other columns."""
+    key_cols = list(table.primary_key.columns)
+    rest = [c for c in table.c if not c.primary_key]
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for start in range(0, len(keys), READ_CHUNK):
         chunk = keys[start : start + READ_CHUNK]
         if lit is None:
-            cols = (t.c.site_id, t.c.day, t.c.value_hash, t.c.visitor_hash)
             result = await conn.execute(
-                select(*cols, t.c.visits).where(tuple_(*cols).in_(chunk)).with_for_update()
+                select(*key_cols, *rest).where(tuple_(*key_cols).in_(chunk)).with_for_update()
             )
         else:
-            render = lit.renderer("swhh")
+            render = lit.renderer(kinds)
             result = await conn.exec_driver_sql(
-                "SELECT site_id, day, value_hash, visitor_hash, visits"
-                " FROM rollup_day_exit_visitors"
-                " WHERE (site_id, day, value_hash, visitor_hash) IN ("
+                f"SELECT {', '.join(c.name for c in [*key_cols, *rest])} FROM {table.name}"
+                f" WHERE ({', '.join(c.name for c in key_cols)}) IN ("
                 + ",".join(render(k) for k in chunk)
                 + ") FOR UPDATE",
                 execution_options={"no_parameters": True},
             )
-        for site, day, value_hash, visitor, visits in result:
-            out[(site, day, value_hash, visitor)] = int(visits)
+        width = len(key_cols)
+        for row in result:
+            out[tuple(row[:width])] = tuple(row[width:])
     return out
+
+
+async def _profiles(
+    conn: AsyncConnection, lit: Literals | None, deltas: VisitDeltas, token: int
+) -> Counter[tuple[Any, ...]]:
+    """Step 0 of the module docstring; returns the visitors it adds per value."""
+    if not deltas.profiles:
+        return Counter()
+    t = models.rollup_day_visit_profiles
+    keys: list[ProfileKey] = sorted(deltas.profiles)
+    rows = [(*k, token, *deltas.profiles[k][0]) for k in keys]
+    kinds = "swhn" + "h" * (len(t.c) - 4)
+    await write_rows(conn, upsert_keeping(conn, t), "keep", t, rows, _render(lit, kinds))
+    found = await _locked_rows(conn, lit, t, "swh", list(keys))
+    stored: dict[ProfileKey, Profile] = {}
+    new = []
+    for key in keys:
+        their_token, *profile = found[key]
+        stored[key] = tuple(profile)
+        if int(their_token) == token:
+            new.append(key)
+    deltas.resolve_profiles(stored)
+    return deltas.profile_visitors(new, stored)
 
 
 async def _exit_visitors(
@@ -82,10 +115,10 @@ async def _exit_visitors(
     rows = [(*k, changes[k]) for k in keys]
     stmt = upsert_adding(conn, t, ("visits",))
     await write_rows(conn, stmt, "visits", t, rows, _render(lit, "swhhn", 3))
-    now = await _exit_counts(conn, lit, keys)
+    now = await _locked_rows(conn, lit, t, "swhh", list(keys))
     out: Counter[tuple[Any, ...]] = Counter()
     for key in keys:
-        after = now[key]
+        after = int(now[key][0])
         before = after - changes[key]
         moved = int(after > 0) - int(before > 0)
         if moved:
@@ -104,6 +137,7 @@ async def write_visit_deltas(
     """Add ``deltas`` to the visitor and visit aggregates (inside the caller's transaction);
     return its visitor-set rows (:func:`grouped`), for the cache once committed."""
     deltas.finish()
+    profile_visitors = await _profiles(conn, lit, deltas, token)
     sets: list[tuple[Table, set[tuple[Any, ...]], str]] = [
         (models.rollup_day_visitors, deltas.day_visitors, "sw"),
         (models.rollup_hour_visitors, deltas.hour_visitors, "sw"),
@@ -117,6 +151,7 @@ async def write_visit_deltas(
         unknown = groups if cache is None else cache.unknown(groups)
         new.append(await insert_new_members(conn, table, unknown, token, lit, kinds))
     new_day, new_hour, new_values = new
+    new_values.update(profile_visitors)
     new_values.update(await _exit_visitors(conn, lit, deltas.exit_changes()))
     await _upsert_day_visits(conn, lit, deltas, new_day)
     await _upsert_hour_visits(conn, lit, deltas, new_hour)

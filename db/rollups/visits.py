@@ -12,7 +12,9 @@ just before and just after it (db/visit.py), so the contributions telescope to t
 visit's final figures whatever order they commit in. Distinct-visitor rows that a
 visit contributes (its dimensions' and entry page's visitors) are added once, by the
 one event that creates them (the visit's first, or the one that set its entry page):
-sets are unions, so the final set is the same in any order.
+sets are unions, so the final set is the same in any order. A visit's device and place
+values go to its visitor-day's profile instead (db/models.py says why); which of a
+visitor-day's profiles is stored first does not matter, for the same reason.
 
 ``rebuild-rollups`` feeds the same class: each stored event through :meth:`add_row`
 and each complete visit as one change from no visit to its final state.
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from db.event import Event
-from db.models import DAY_FIGURES, VALUE_FIGURES, VISIT_DIMENSIONS
+from db.models import DAY_FIGURES, PROFILE_DIMENSIONS, VALUE_FIGURES, VISIT_DIMENSIONS
 from db.rollups.deltas import digest, hour_of
 from db.visit import Visit, VisitState, from_us
 
@@ -48,6 +50,11 @@ _HOUR_US = 3_600_000_000
 SiteDay = tuple[str, date]
 SiteHour = tuple[str, datetime]
 ValueKey = tuple[str, date, str, str]
+# A visitor-day (site, day, visitor) and a profile: the digests of a visit's
+# PROFILE_DIMENSIONS values, '' where it has none (db/models.py says why).
+ProfileKey = tuple[str, date, str]
+Profile = tuple[str, ...]
+_PROFILE_SLOT = {name: slot for slot, name in enumerate(PROFILE_DIMENSIONS)}
 
 
 def is_pageview(event_type: str, path: str | None) -> bool:
@@ -83,7 +90,8 @@ class VisitDeltas:
     Set rows (``*_visitors``) are keys to insert if absent; ``day_visits`` and
     ``values`` hold figure vectors in their tables' column order (the ``visitors``
     slot stays 0 here: the writer fills it from the rows that were new);
-    ``exit_visits`` holds the change of each (exit page, visitor) pair's visit count.
+    ``exit_visits`` holds the change of each (exit page, visitor) pair's visit count;
+    ``profiles`` the device and place profiles of the visits opened, per visitor-day.
     """
 
     day_visits: dict[SiteDay, list[int]] = field(default_factory=dict)
@@ -94,6 +102,8 @@ class VisitDeltas:
     value_names: dict[str, str] = field(default_factory=dict)
     value_visitors: set[tuple[str, date, str, str, str]] = field(default_factory=set)
     exit_visits: Counter[tuple[str, date, str, str]] = field(default_factory=Counter)
+    # The distinct profiles of the visits opened per visitor-day, in the order seen.
+    profiles: dict[ProfileKey, list[Profile]] = field(default_factory=dict)
     # Visit changes per (site, day, dimensions), spread over the dimensions' breakdown
     # rows by :meth:`finish` (most of a batch's visits share a few dimension sets).
     _by_dims: dict[tuple[str, date, tuple[tuple[str, str], ...]], list[int]] = field(
@@ -107,6 +117,9 @@ class VisitDeltas:
     )
     _dimension_keys: dict[tuple[tuple[str, str], ...], list[tuple[str, str]]] = field(
         default_factory=dict, repr=False, compare=False
+    )
+    _splits: dict[tuple[tuple[str, str], ...], tuple[list[tuple[str, str]], Profile | None]] = (
+        field(default_factory=dict, repr=False, compare=False)
     )
 
     def _digest(self, value: str) -> str:
@@ -217,8 +230,7 @@ class VisitDeltas:
             group[1] += bounces
             group[2] += duration
             if opened:
-                for prop, value_hash in self._dimension_digests(items):
-                    self.value_visitors.add((site, day, prop, value_hash, visitor))
+                self._open(site, day, visitor, items)
         entry_before = None if before is None else before.entry
         if entry_before is None and after.entry is not None:
             key, row = self._value(site, day, ENTRY_PAGE, after.entry)
@@ -231,6 +243,60 @@ class VisitDeltas:
                     key, row = self._value(site, day, EXIT_PAGE, page)
                     row[_VISITS] += change
                     self.exit_visits[(site, day, key[3], visitor)] += change
+
+    def _open(self, site: str, day: date, visitor: str, items: tuple[tuple[str, str], ...]) -> None:
+        """An opened visit's distinct visitor per dimension value: acquisition values as
+        set rows, device and place values as its visitor-day's profile."""
+        acquisition, profile = self._split(items)
+        for prop, value_hash in acquisition:
+            self.value_visitors.add((site, day, prop, value_hash, visitor))
+        if profile:
+            seen = self.profiles.setdefault((site, day, visitor), [])
+            if profile not in seen:
+                seen.append(profile)
+
+    def _split(
+        self, items: tuple[tuple[str, str], ...]
+    ) -> tuple[list[tuple[str, str]], Profile | None]:
+        """A dimension set's acquisition (property, digest) pairs and its profile (None
+        without any device or place value), memoized per dimension set."""
+        out = self._splits.get(items)
+        if out is None:
+            acquisition, profile = [], [""] * len(PROFILE_DIMENSIONS)
+            for prop, value_hash in self._dimension_digests(items):
+                slot = _PROFILE_SLOT.get(prop)
+                if slot is None:
+                    acquisition.append((prop, value_hash))
+                else:
+                    profile[slot] = value_hash
+            out = self._splits[items] = (acquisition, tuple(profile) if any(profile) else None)
+        return out
+
+    def resolve_profiles(self, stored: Mapping[ProfileKey, Profile]) -> None:
+        """Given each visitor-day's stored profile, add as set rows the values of this
+        batch's other profiles that the stored one lacks (a visitor's distinct values are
+        its stored profile's plus its set rows, never both for one value)."""
+        for key, profiles in self.profiles.items():
+            site, day, visitor = key
+            primary = stored[key]
+            for profile in profiles:
+                for slot, value in enumerate(profile):
+                    if value and value != primary[slot]:
+                        prop = PROFILE_DIMENSIONS[slot]
+                        self.value_visitors.add((site, day, prop, value, visitor))
+
+    @staticmethod
+    def profile_visitors(
+        new: Iterable[ProfileKey], stored: Mapping[ProfileKey, Profile]
+    ) -> Counter[ValueKey]:
+        """The visitors that the new visitor-day profiles ``new`` add per value."""
+        out: Counter[ValueKey] = Counter()
+        for key in new:
+            site, day, _ = key
+            for slot, value in enumerate(stored[key]):
+                if value:
+                    out[(site, day, PROFILE_DIMENSIONS[slot], value)] += 1
+        return out
 
     def add_visit(self, site: str, visit: Visit) -> None:
         self.add_change(site, visit.visitor, visit.start, visit.dims, visit.before, visit.after)

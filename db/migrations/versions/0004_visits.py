@@ -45,6 +45,8 @@ DIMENSIONS = (
     ("os_version", LABEL),
     ("device", LABEL),
 )
+# The dimensions of a visitor-day's profile: country to device.
+PROFILE_START = 7
 
 
 def _event_columns() -> list[sa.Column[Any]]:
@@ -103,6 +105,16 @@ def _tables() -> dict[str, list[Any]]:
             *_figures("visitors", "visits", "bounces", "duration", "pageviews", "events"),
         ],
         "rollup_day_value_visitors": _visitor_set(day(), *value_key()),
+        "rollup_day_visit_profiles": [
+            site(),
+            day(),
+            sa.Column("visitor_hash", DIGEST, primary_key=True),
+            sa.Column("token", BIG_INT, nullable=False),
+            *[
+                sa.Column(f"{name}_hash", DIGEST, nullable=False)
+                for name, _ in DIMENSIONS[PROFILE_START:]
+            ],
+        ],
         "rollup_day_exit_visitors": [
             site(),
             day(),
