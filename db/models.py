@@ -47,7 +47,7 @@ MYSQL_TABLE_ARGS: dict[str, Any] = {
 }
 
 
-def _table(name: str, *columns: Column[Any]) -> Table:
+def _table(name: str, *columns: Column[Any] | Index) -> Table:
     """An InnoDB utf8mb4 table of ``metadata``."""
     return Table(name, metadata, *columns, **MYSQL_TABLE_ARGS)
 
@@ -226,19 +226,19 @@ rollup_sites = Table(
 # new rows add to a ``visitors`` counter.
 
 
-def _visitor_set(name: str, *key: Column[Any]) -> Table:
-    token = Column("token", Count, nullable=False)
-    digest = Column("visitor_hash", Digest, primary_key=True)
-    return Table(
-        name,
-        metadata,
+def _site(bucket: str) -> list[Column[Any]]:
+    """The key's first columns: the site, then its ``day`` or ``hour``."""
+    kind = Date if bucket == "day" else Hour
+    return [
         Column("site_id", String(SITE_ID_MAX), primary_key=True),
-        *key,
-        digest,
-        token,
-        Index(f"ix_{name}_token", "token"),
-        **MYSQL_TABLE_ARGS,
-    )
+        Column(bucket, kind, primary_key=True),
+    ]
+
+
+def _visitor_set(name: str, *key: Column[Any]) -> Table:
+    digest = Column("visitor_hash", Digest, primary_key=True)
+    token = Column("token", Count, nullable=False)
+    return _table(name, *key, digest, token, Index(f"ix_{name}_token", "token"))
 
 
 def _figures(*names: str) -> list[Column[Any]]:
@@ -254,25 +254,22 @@ VALUE_FIGURES = ("visitors", "visits", "bounces", "duration", "pageviews", "even
 # day with their bounces and summed duration (µs), pageviews, and bot events refused.
 rollup_day_visits = _table(
     "rollup_day_visits",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("day", Date, primary_key=True),
+    *_site("day"),
     *_figures(*DAY_FIGURES),
 )
 rollup_hour_visits = _table(
     "rollup_hour_visits",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("hour", Hour, primary_key=True),
+    *_site("hour"),
     *_figures("visitors", "visits"),
 )
-rollup_day_visitors = _visitor_set("rollup_day_visitors", Column("day", Date, primary_key=True))
-rollup_hour_visitors = _visitor_set("rollup_hour_visitors", Column("hour", Hour, primary_key=True))
+rollup_day_visitors = _visitor_set("rollup_day_visitors", *_site("day"))
+rollup_hour_visitors = _visitor_set("rollup_hour_visitors", *_site("hour"))
 
 # Breakdowns: per site, day, property (``page``, ``source``, ``props:<key>``, ...) and
 # value (keyed by its digest, stored beside it for display).
 rollup_day_values = _table(
     "rollup_day_values",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("day", Date, primary_key=True),
+    *_site("day"),
     Column("property", String(PROPERTY_MAX), primary_key=True),
     Column("value_hash", Digest, primary_key=True),
     Column("value", String(VALUE_MAX), nullable=False),
@@ -280,24 +277,21 @@ rollup_day_values = _table(
 )
 rollup_day_value_visitors = _visitor_set(
     "rollup_day_value_visitors",
-    Column("day", Date, primary_key=True),
+    *_site("day"),
     Column("property", String(PROPERTY_MAX), primary_key=True),
     Column("value_hash", Digest, primary_key=True),
 )
-# The device and place of a visit (its User-Agent's and address's dimensions) rarely
-# differ between the visits of one visitor on one day: a cookieless visitor is defined by
-# address and User-Agent. So each visitor-day keeps one *profile*, the digests of those
-# values ('' for a value the visit lacks) of the first visit the worker committed, and its
-# distinct visitors per value are the profiles' plus only the rows of
-# ``rollup_day_value_visitors`` for values its profile lacks (db/rollups/visit_writer.py):
-# one row per visitor-day instead of one per value. ``token`` tells the transaction that
-# inserted a row (db/rollups/__init__.py); it is read by primary key, so not indexed.
+# A visit's device and place values (from the address and User-Agent that define a
+# cookieless visitor) rarely differ between a visitor's visits of a day, so each
+# visitor-day keeps one profile: those values' digests ('' for none) from the first visit
+# committed. Distinct visitors per value are the profiles' plus the set rows of values a
+# visitor-day's profile lacks (db/rollups/visit_writer.py): one row, not one per value.
+# ``token`` as above, but read by primary key, so not indexed.
 PROFILE_DIMENSIONS = VISIT_DIMENSIONS[VISIT_DIMENSIONS.index("country") :]
 PROFILE_COLUMNS = tuple(f"{name}_hash" for name in PROFILE_DIMENSIONS)
 rollup_day_visit_profiles = _table(
     "rollup_day_visit_profiles",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("day", Date, primary_key=True),
+    *_site("day"),
     Column("visitor_hash", Digest, primary_key=True),
     Column("token", Count, nullable=False),
     *[Column(name, Digest, nullable=False) for name in PROFILE_COLUMNS],
@@ -307,29 +301,14 @@ rollup_day_visit_profiles = _table(
 # visitors with at least one visit ending there (``visits`` > 0), kept exactly.
 rollup_day_exit_visitors = _table(
     "rollup_day_exit_visitors",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
-    Column("day", Date, primary_key=True),
+    *_site("day"),
     Column("value_hash", Digest, primary_key=True),
     Column("visitor_hash", Digest, primary_key=True),
     *_figures("visits"),
 )
 
-ROLLUP_TABLES = (
-    rollup_days,
-    rollup_hours,
-    rollup_day_users,
-    rollup_hour_users,
-    rollup_day_paths,
-    rollup_sites,
-    rollup_day_visits,
-    rollup_hour_visits,
-    rollup_day_visitors,
-    rollup_hour_visitors,
-    rollup_day_values,
-    rollup_day_value_visitors,
-    rollup_day_visit_profiles,
-    rollup_day_exit_visitors,
-)
+# Every aggregate table, in the order defined above.
+ROLLUP_TABLES = tuple(t for name, t in metadata.tables.items() if name.startswith("rollup_"))
 
 # ---------------------------------------------------------------- accounts
 #
