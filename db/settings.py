@@ -281,7 +281,7 @@ def load_settings(
         force_ssl=force_ssl,
         data_dir=data_dir,
         worker_concurrency=_int(env, "WORKER_CONCURRENCY", 4, 1, 256),
-        batch_size=_int(env, "BATCH_SIZE", 500, 1, 10_000),
+        batch_size=_int(env, "BATCH_SIZE", 2000, 1, 10_000),
         flush_interval_ms=_int(env, "FLUSH_INTERVAL_MS", 200, 1, 60_000),
         max_queue_length=_int(env, "MAX_QUEUE_LENGTH", 1_000_000, 1, 1_000_000_000),
         heartbeat_ttl_s=_float(env, "WORKER_HEARTBEAT_TTL", 10.0, 1.0, 3600.0),

@@ -22,7 +22,7 @@ def test_defaults() -> None:
     assert s.queue_name == "event_queue"
     assert s.database_url.drivername == "sqlite+aiosqlite"
     assert s.database_url.database.endswith("analytics.db")
-    assert (s.worker_concurrency, s.batch_size, s.flush_interval_ms) == (4, 500, 200)
+    assert (s.worker_concurrency, s.batch_size, s.flush_interval_ms) == (4, 2000, 200)
     assert s.max_queue_length == 1_000_000
     assert (s.metrics_allow_ips, s.metrics_token, s.metrics_port) == ("127.0.0.1", None, 0)
     assert s.log_format == "text"
