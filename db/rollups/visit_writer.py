@@ -55,10 +55,14 @@ async def _locked_rows(
     keys: list[tuple[Any, ...]],
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """The rows of ``table`` whose primary keys are ``keys`` (sorted; each field's kind as
-    :meth:`Literals.renderer` names it), read with a locking read: key -> other columns."""
+    :meth:`Literals.renderer` names it), read with a locking read: key -> other columns.
+
+    MySQL's PAD SPACE collations make ``"x"`` and ``"x "`` one key, so a row may come
+    back spelled as it was first stored: such a key gets the row equal to it but for
+    trailing spaces (SQLite keeps both rows, each found as itself)."""
     key_cols = list(table.primary_key.columns)
     rest = [c for c in table.c if not c.primary_key]
-    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    found: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for start in range(0, len(keys), READ_CHUNK):
         chunk = keys[start : start + READ_CHUNK]
         if lit is None:
@@ -76,8 +80,15 @@ async def _locked_rows(
             )
         width = len(key_cols)
         for row in result:
-            out[tuple(row[:width])] = tuple(row[width:])
-    return out
+            found[tuple(row[:width])] = tuple(row[width:])
+    if all(key in found for key in keys):
+        return found
+    padded = {_unpadded(k): row for k, row in found.items()}
+    return {key: found.get(key) or padded[_unpadded(key)] for key in keys}
+
+
+def _unpadded(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(v.rstrip(" ") if isinstance(v, str) else v for v in key)
 
 
 async def _profiles(
