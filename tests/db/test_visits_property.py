@@ -19,6 +19,7 @@ import random
 from collections import Counter
 from datetime import date, datetime, time, timedelta, timezone
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
@@ -160,6 +161,32 @@ async def test_visit_figures_equal_raw_sql(
     await empty_aggregates(engine)
     await rebuild(engine)
     await check_all(engine, bots, periods, limit)
+
+
+@pytest.mark.parametrize("splits", [[1], [2], [10]], ids=["one-by-one", "pairs", "together"])
+@pytest.mark.parametrize("order", ["accepted", "reversed"])
+async def test_a_visitor_day_with_several_device_profiles(
+    engine: AsyncEngine, splits: list[int], order: str
+) -> None:
+    """Deterministic, beside the generated cases: one visitor-day's visits on different
+    devices and places (a second and third profile, the first one again), so the values a
+    stored profile lacks must still each count the visitor once, whichever visit's batch
+    commits first and whether they share a batch."""
+    await reset(engine)
+    day = DAYS[1]
+    items: list[Item] = []
+    for hour, dims in [(0, DIMS[2]), (2, DIMS[5]), (4, DIMS[3]), (6, DIMS[2]), (8, DIMS[1])]:
+        when = datetime.combine(day, time(hour), tzinfo=timezone.utc)
+        for k in range(2):
+            event = Event("s1", "pageview", f"/p{k}", None, when + timedelta(seconds=k))
+            items.append((event, "a", dims))
+    other = Event("s1", "pageview", "/", None, datetime.combine(day, time(1), tzinfo=timezone.utc))
+    items.append((other, "b", DIMS[5]))
+    evs = Sessionizer(random.Random(7)).run(items)
+    if order == "reversed":
+        evs.reverse()
+    await write(engine, evs, splits)
+    await check_all(engine, Counter(), [Period(day, day), Period(DAYS[0], DAYS[-1])], 10, ["s1"])
 
 
 def test_valid_property() -> None:
