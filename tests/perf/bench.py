@@ -11,7 +11,8 @@ pytest (the file name does not start with ``test_``).
    Zipf-distributed paths (5,000 per site); 80% pageview, 15% click, 5% signup.
    Events are sessionized and queued in time order, as live traffic arrives.
 2. Pushes them onto the Redis queue in the wire format the web edge queues.
-3. Starts ``--workers`` ``analytics worker`` processes and measures the drain rate
+3. Starts ``--workers`` ``analytics worker`` processes (by default the README's bulk
+   settings: four processes of one loop, ``BATCH_SIZE`` 10000) and measures the drain rate
    (events committed with their rollups per second, until every event is in SQL).
 4. Starts ``analytics web`` and measures /stats over HTTP (p50/p95 of ``--runs``
    requests after warm-up) for the big site-day, a small site-day, a 30-day range
@@ -36,7 +37,6 @@ import os
 import random
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,7 +56,7 @@ from db.event import Event  # noqa: E402
 from db.stats import Period  # noqa: E402
 from tests.perf import visitors  # noqa: E402
 from tests.perf.drain import admin, drain, spawn, stop  # noqa: E402
-from tests.perf.visit_queries import time_visit_reads  # noqa: E402
+from tests.perf.visit_queries import percentiles, report_visit_reads, visit_reads  # noqa: E402
 
 BIG_SITE = "big.example"
 DAY = date(2024, 6, 15)
@@ -108,16 +108,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 2),
-        "p95_ms": round(p95 * 1000, 2),
-        "runs": len(ordered),
-    }
-
-
 def time_http(
     http: httpx.Client, url: str, params: dict[str, str], runs: int
 ) -> tuple[Any, dict[str, float]]:
@@ -164,49 +154,6 @@ async def time_raw(
     return out
 
 
-BIG_RAW_READS = {"aggregate", "page", "source", "exit_page", "browser_version", "props:plan"}
-
-
-async def visit_reads(
-    database_url: str, args: argparse.Namespace, small: str, month: Period
-) -> dict[str, list[dict[str, Any]]]:
-    from db.engine import create_engine
-    from db.settings import load_settings
-
-    settings = load_settings(environ={"DATABASE_URL": database_url}, dotenv_path=None)
-    engine = create_engine(settings)
-    day = Period(DAY, DAY)
-    try:
-        return {
-            "big site-day": await time_visit_reads(
-                engine, BIG_SITE, day, args.runs, args.raw_big_runs, BIG_RAW_READS, percentiles
-            ),
-            "small site-day": await time_visit_reads(
-                engine, small, day, args.runs, args.raw_runs, None, percentiles
-            ),
-            "small site 30-day range": await time_visit_reads(
-                engine, small, month, args.runs, args.raw_runs, None, percentiles
-            ),
-        }
-    finally:
-        await engine.dispose()
-
-
-def report_visit_reads(results: dict[str, Any]) -> None:
-    print("| visit read | rollups p50 | rollups p95 | raw SQL p50 | equal |")
-    print("|---|---|---|---|---|")
-    for scope, rows in results.get("visit_reads", {}).items():
-        for row in rows:
-            raw = row.get("raw")
-            raw_p50 = f"{raw['p50_ms']} ms (n={raw['runs']})" if raw else "-"
-            a = row["rollups"]
-            print(
-                f"| {scope}: {row['read']} | {a['p50_ms']} ms | {a['p95_ms']} ms | {raw_p50} "
-                f"| {row.get('equal', '-')} |"
-            )
-    print()
-
-
 def report_drain(args: argparse.Namespace, results: dict[str, Any]) -> int:
     """Print the drain figures (both checkouts' when compared); write them if alone."""
     print()
@@ -216,7 +163,8 @@ def report_drain(args: argparse.Namespace, results: dict[str, Any]) -> int:
             print(
                 f"Drain ({d['code']}): {d['events']:,} events in {d['seconds']} s = "
                 f"{d['events_per_s']:,} events/s "
-                f"({args.workers} worker processes x {args.concurrency} loops); CPU seconds "
+                f"({args.workers} worker processes x {args.concurrency} loops, BATCH_SIZE "
+                f"{args.batch_size}, innodb_buffer_pool_size {buffer_pool_mib()} MiB); CPU seconds "
                 f"per 100,000 events: workers {d['worker_cpu_s_per_100k']}, "
                 f"MariaDB {d['mariadb_cpu_s_per_100k']}"
             )
@@ -225,6 +173,13 @@ def report_drain(args: argparse.Namespace, results: dict[str, Any]) -> int:
         Path(args.out).write_text(json.dumps(results, indent=2, default=str))
         print(f"written to {args.out}")
     return 0
+
+
+def buffer_pool_mib() -> int:
+    """MariaDB's buffer pool, reported beside the drain (it bounds the hot aggregates)."""
+    with admin().cursor() as cur:
+        cur.execute("SELECT @@innodb_buffer_pool_size")
+        return int(cur.fetchone()[0]) // 2**20  # type: ignore[index]
 
 
 def main() -> int:
@@ -236,8 +191,9 @@ def main() -> int:
         "--small-per-site", type=int, default=env_int("BENCH_SMALL_PER_SITE", 40_000)
     )
     parser.add_argument("--users", type=int, default=env_int("BENCH_USERS", 200_000))
-    parser.add_argument("--workers", type=int, default=env_int("BENCH_WORKERS", 2))
-    parser.add_argument("--concurrency", type=int, default=env_int("BENCH_CONCURRENCY", 4))
+    parser.add_argument("--workers", type=int, default=env_int("BENCH_WORKERS", 4))
+    parser.add_argument("--concurrency", type=int, default=env_int("BENCH_CONCURRENCY", 1))
+    parser.add_argument("--batch-size", type=int, default=env_int("BATCH_SIZE", 10_000))
     parser.add_argument("--runs", type=int, default=env_int("BENCH_RUNS", 100))
     parser.add_argument("--raw-runs", type=int, default=env_int("BENCH_RAW_RUNS", 5))
     parser.add_argument("--raw-big-runs", type=int, default=env_int("BENCH_RAW_BIG_RUNS", 1))
@@ -276,6 +232,7 @@ def main() -> int:
         FLASK_HOST="127.0.0.1",
         FLASK_PORT=str(port),
         WORKER_CONCURRENCY=str(args.concurrency),
+        BATCH_SIZE=str(args.batch_size),
         MAX_QUEUE_LENGTH=str(max(total * 2, 1000)),
         ANALYTICS_DATA_DIR=str(tmp / "data"),
         PYTHONUNBUFFERED="1",
@@ -388,7 +345,7 @@ def main() -> int:
         # ---- visitor and visit reads (db layer) against their plain-SQL reference
         print("visitor and visit reads ...", flush=True)
         results["visit_reads"] = asyncio.run(
-            visit_reads(database_url, args, small, Period(first, DAY))
+            visit_reads(database_url, BIG_SITE, small, DAY, Period(first, DAY), args)
         )
     finally:
         for p in procs:

@@ -9,8 +9,11 @@ each takes seconds) and the answers compared.
 
 from __future__ import annotations
 
+import argparse
+import statistics
 import time
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -20,7 +23,19 @@ from db.stats import Period
 from tests import reference_sql
 
 PROPS = ["props:plan", "props:button"]
+# The reads also run in plain SQL on the big site-day (each takes seconds there).
+BIG_RAW_READS = {"aggregate", "page", "source", "exit_page", "browser_version", "props:plan"}
 Read = Callable[[AsyncSession], Awaitable[Any]]
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(p95 * 1000, 2),
+        "runs": len(ordered),
+    }
 
 
 def _reads(site: str, period: Period) -> dict[str, tuple[Read, Read]]:
@@ -55,7 +70,6 @@ async def time_visit_reads(
     runs: int,
     raw_runs: int,
     raw_only: set[str] | None,
-    percentiles: Callable[[list[float]], dict[str, float]],
 ) -> list[dict[str, Any]]:
     """One row per read: its p50/p95, the reference's (where run) and whether they agree."""
     table = []
@@ -71,3 +85,44 @@ async def time_visit_reads(
         table.append(row)
         print(f"  {site} {period.start}..{period.end} {name}: {row}", flush=True)
     return table
+
+
+async def visit_reads(
+    database_url: str, big: str, small: str, day: date, month: Period, args: argparse.Namespace
+) -> dict[str, list[dict[str, Any]]]:
+    """The reads on the big site-day, a small site-day and a small site's month."""
+    from db.engine import create_engine
+    from db.settings import load_settings
+
+    settings = load_settings(environ={"DATABASE_URL": database_url}, dotenv_path=None)
+    engine = create_engine(settings)
+    one = Period(day, day)
+    try:
+        return {
+            "big site-day": await time_visit_reads(
+                engine, big, one, args.runs, args.raw_big_runs, BIG_RAW_READS
+            ),
+            "small site-day": await time_visit_reads(
+                engine, small, one, args.runs, args.raw_runs, None
+            ),
+            "small site 30-day range": await time_visit_reads(
+                engine, small, month, args.runs, args.raw_runs, None
+            ),
+        }
+    finally:
+        await engine.dispose()
+
+
+def report_visit_reads(results: dict[str, Any]) -> None:
+    print("| visit read | rollups p50 | rollups p95 | raw SQL p50 | equal |")
+    print("|---|---|---|---|---|")
+    for scope, rows in results.get("visit_reads", {}).items():
+        for row in rows:
+            raw = row.get("raw")
+            raw_p50 = f"{raw['p50_ms']} ms (n={raw['runs']})" if raw else "-"
+            a = row["rollups"]
+            print(
+                f"| {scope}: {row['read']} | {a['p50_ms']} ms | {a['p95_ms']} ms | {raw_p50} "
+                f"| {row.get('equal', '-')} |"
+            )
+    print()
