@@ -86,6 +86,17 @@ def _pack_with_hiredis(client: Redis) -> Redis:
     return client
 
 
+class _Cluster(RedisCluster):
+    """A cluster client whose commands report a connection torn down under them as a
+    ConnectionError (see :func:`connection_resets_as_redis_errors`), so every caller
+    treats it as Redis being away: the web edge answers 503, a worker's consumer keeps
+    its events and retries, where it used to crash and stop the worker."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with connection_resets_as_redis_errors(self):
+            return await super().execute_command(*args, **kwargs)
+
+
 def make_client(settings: Settings, role: Role) -> Client:
     """The one place a Redis client is built, for a single node or a Redis Cluster.
 
@@ -107,7 +118,7 @@ def make_client(settings: Settings, role: Role) -> Client:
     connect, read = _TIMEOUTS[role]
     if settings.redis_cluster:
         web = role is Role.WEB
-        return RedisCluster.from_url(
+        return _Cluster.from_url(
             settings.redis_url,
             socket_connect_timeout=connect,
             socket_timeout=read,
