@@ -90,7 +90,8 @@ class _Cluster(RedisCluster):
     """A cluster client whose commands report a connection torn down under them as a
     ConnectionError (see :func:`connection_resets_as_redis_errors`), so every caller
     treats it as Redis being away: the web edge answers 503, a worker's consumer keeps
-    its events and retries, where it used to crash and stop the worker."""
+    its events and retries (an AttributeError would crash the consumer and stop the
+    worker, leaving its shards unserved)."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         with connection_resets_as_redis_errors(self):
