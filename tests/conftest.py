@@ -1,9 +1,13 @@
 """Fixtures that run the code against real services: Redis, MariaDB, SQLite.
 
 No mocks: Redis at 127.0.0.1:6379 and MariaDB at 127.0.0.1:3306 (root, no
-password) must be up. Locally a missing service skips its tests with the reason;
-under CI (``CI`` or ``ANALYTICS_REQUIRE_SERVICES`` set) it fails them instead, since a
-skipped service test there would hide a broken build.
+password) must be up. The suite keeps its Redis keys in a database number of its own
+(15; ``TEST_REDIS_URL`` overrides), never db 0, and passes that URL to every process it
+starts: each test's clean-up SCANs for its queue's keys, and a SCAN walks its whole
+database, so a million keys a benchmark left in db 0 would make every test pay for them.
+Locally a missing service skips its tests with the reason; under CI (``CI`` or
+``ANALYTICS_REQUIRE_SERVICES`` set) it fails them instead, since a skipped service test
+there would hide a broken build.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from db.settings import Settings, load_settings
 from webapp import create_app
 from webapp.asgi import make_asgi
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
