@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pymysql
 import pytest
 import redis as redis_sync
@@ -40,6 +41,16 @@ MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
 ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles. ``ci``, the default, runs the expensive property tests (those on
+# real databases, which scale their count with ``tests.helpers.examples``) on a quarter of
+# their full example count; ``thorough`` runs the full counts:
+#     nox -s "tests(flask='3')" -- --hypothesis-profile=thorough
+# A test with no count of its own gets Hypothesis' default of 100 under ``thorough`` and
+# 25 under ``ci``. Cheap property tests state their counts and keep them in both.
+hypothesis.settings.register_profile("thorough", max_examples=100)
+hypothesis.settings.register_profile("ci", max_examples=25)
+hypothesis.settings.load_profile("ci")  # --hypothesis-profile replaces it
 # The shared fixtures keep the pre-accounts behaviour (open stats) so the existing
 # tests assert what they always did; tests/webapp/auth runs with PUBLIC_STATS=false.
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-not-for-production"
