@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
+# The pytest-xdist worker this process is ("gw0", "gw1"; "main" without xdist): part of every
+# database and queue name a test makes, so workers never share one.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 ROOT = Path(__file__).resolve().parent.parent
 
 # Hypothesis profiles. ``ci``, the default, runs the expensive property tests (those on
@@ -55,6 +59,59 @@ hypothesis.settings.load_profile("ci")  # --hypothesis-profile replaces it
 # tests assert what they always did; tests/webapp/auth runs with PUBLIC_STATS=false.
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-not-for-production"
 OPEN_STATS = {"SECRET_KEY": TEST_SECRET_KEY, "PUBLIC_STATS": "true"}
+
+
+# The tests the Flask 2.3 session runs (``pytest -m flask``, see noxfile.py): those of the
+# web layer, its CLI and the dashboard (tests/webapp, tests/browser), those whose module
+# imports from ``webapp`` (the package built on Flask) and those that request the app in
+# process (the ``client`` fixture). Flask 3 runs every test.
+FLASK_DIRECTORIES = {"webapp", "browser"}
+
+
+def _from_webapp(value: object) -> bool:
+    name = (
+        value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "")
+    )
+    return isinstance(name, str) and (name == "webapp" or name.startswith("webapp."))
+
+
+def uses_flask(item: pytest.Item) -> bool:
+    """Whether ``item`` exercises Flask (see ``FLASK_DIRECTORIES``)."""
+    if item.path.relative_to(ROOT / "tests").parts[0] in FLASK_DIRECTORIES:
+        return True
+    if "client" in getattr(item, "fixturenames", ()):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(_from_webapp(value) for value in vars(module).values())
+
+
+# Servers a session- or module-scoped fixture starts once and many tests share. Under
+# pytest-xdist each worker would start its own; with ``--dist loadgroup`` (noxfile.py) the
+# tests that share one run on the same worker, which starts it once.
+# Fixture -> group (the browser tests reach ``live_server`` through ``analytics_url``).
+SHARED_SERVERS = {
+    "redis_cluster": "redis_cluster",
+    "live_server": "live_server",
+    "analytics_url": "live_server",
+    "api_server": "api_server",
+    "private_server": "private_server",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m flask`` deselects by the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if uses_flask(item):
+            item.add_marker(pytest.mark.flask)
+        names = getattr(item, "fixturenames", ())
+        group = next((SHARED_SERVERS[name] for name in SHARED_SERVERS if name in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def unique_name(prefix: str, length: int = 10) -> str:
+    """``<prefix>_<worker>_<random hex>``: a database or queue name of one test's own."""
+    return f"{prefix}_{WORKER}_{uuid.uuid4().hex[:length]}"
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -91,7 +148,7 @@ def mariadb_server() -> str:
 @contextlib.contextmanager
 def temporary_mariadb(server_url: str, prefix: str = "analytics_t") -> Iterator[str]:
     """The URL of a new, empty utf8mb4 database on ``server_url``, dropped on exit."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    name = unique_name(prefix, 12)
     admin = mariadb_admin()
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
@@ -134,7 +191,7 @@ def delete_queue_keys(redis_url: str, name: str) -> None:
 @pytest.fixture
 def queue_name(redis_available: str) -> Iterator[str]:
     """A queue of its own per test (its keys deleted after), so tests never meet."""
-    name = f"test_q_{uuid.uuid4().hex[:10]}"
+    name = unique_name("test_q")
     yield name
     delete_queue_keys(redis_available, name)
 
@@ -307,7 +364,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 def start_live_server(tmp: Path, database_url: str, redis_url: str, **extra: str) -> LiveServer:
     port = free_port()
-    queue = f"live_q_{uuid.uuid4().hex[:10]}"
+    queue = unique_name("live_q")
     env_vars = {
         "REDIS_URL": redis_url,
         "REDIS_QUEUE_NAME": queue,
