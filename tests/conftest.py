@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ import hypothesis
 import pymysql
 import pytest
 import redis as redis_sync
+import sqlalchemy
 from redis.asyncio import Redis
 
 from db.engine import create_engine
@@ -224,12 +227,119 @@ def settings(settings_factory: Callable[..., Settings], database_url: str) -> Se
     return settings_factory(database_url)
 
 
-@pytest.fixture
-async def schema(settings: Settings) -> Settings:
-    """The tables created by the real migrations."""
+async def migrate(settings: Settings) -> None:
+    """Run the real migrations on ``settings.database_url`` (what ``analytics init-db`` does)."""
     engine = create_engine(settings)
     await init_db(engine)
     await engine.dispose()
+
+
+class SchemaTemplates:
+    """Databases the real migrations ran on once per session (per xdist worker), which
+    :func:`schema` copies into each test's database: the SQLite file byte for byte, the
+    MariaDB tables re-created from their ``SHOW CREATE TABLE`` with their rows (the
+    migrations' version). A copy takes a fraction of the migrations' time, which several
+    hundred tests paid each; tests/db/test_migrations.py checks a copy equals a migrated
+    database."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.sqlite: Path | None = None
+        self.mariadb: str | None = None
+        self.mariadb_tables: list[tuple[str, str, bool]] = []  # name, DDL, has rows
+        self.admin: pymysql.connections.Connection | None = None
+
+    async def copy_into(self, settings: Settings) -> None:
+        url = settings.database_url
+        kind = self._kind(url)
+        if kind is None:  # a database these templates do not cover: migrate it
+            await migrate(settings)
+            return
+        if kind == "sqlite" and self.sqlite is None:
+            path = self.directory / "template.db"
+            await migrate(make_settings(DATABASE_URL=f"sqlite:///{path}"))
+            self.sqlite = self._checkpointed(path)
+        if kind == "mariadb" and self.mariadb is None:
+            name = unique_name("analytics_template", 12)
+            self._admin_run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            self.mariadb = name
+            await migrate(make_settings(DATABASE_URL=mariadb_url_of(name)))
+            self._read_mariadb_template()
+        self._copy(kind, str(url.database))
+
+    def _kind(self, url: sqlalchemy.URL) -> str | None:
+        if url.get_backend_name() == "sqlite" and url.database:
+            return None if Path(url.database).exists() else "sqlite"
+        on_suite_server = (url.host, url.port) == (MARIADB_HOST, MARIADB_PORT)
+        if url.get_backend_name() == "mysql" and on_suite_server and url.database:
+            return "mariadb"
+        return None
+
+    @staticmethod
+    def _checkpointed(path: Path) -> Path:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+        return path
+
+    def _admin_run(self, sql: str) -> None:
+        if self.admin is None:
+            self.admin = mariadb_admin()
+        with self.admin.cursor() as cur:
+            cur.execute(sql)
+
+    def _read_mariadb_template(self) -> None:
+        assert self.admin is not None and self.mariadb is not None
+        with self.admin.cursor() as cur:
+            cur.execute(f"SHOW FULL TABLES FROM `{self.mariadb}` WHERE Table_type = 'BASE TABLE'")
+            for table, _ in cur.fetchall():
+                cur.execute(f"SHOW CREATE TABLE `{self.mariadb}`.`{table}`")
+                ddl = cur.fetchone()[1]
+                cur.execute(f"SELECT EXISTS (SELECT 1 FROM `{self.mariadb}`.`{table}`)")
+                self.mariadb_tables.append((table, ddl, bool(cur.fetchone()[0])))
+
+    def _copy(self, kind: str, database: str) -> None:
+        if kind == "sqlite":
+            assert self.sqlite is not None
+            shutil.copyfile(self.sqlite, database)
+            return
+        assert self.admin is not None
+        with self.admin.cursor() as cur:
+            cur.execute(f"USE `{database}`")
+            cur.execute("SET SESSION foreign_key_checks = 0")  # tables in any order
+            try:
+                for table, ddl, has_rows in self.mariadb_tables:
+                    cur.execute(ddl)
+                    if has_rows:
+                        cur.execute(
+                            f"INSERT INTO `{table}` SELECT * FROM `{self.mariadb}`.`{table}`"
+                        )
+            finally:
+                cur.execute("SET SESSION foreign_key_checks = 1")
+
+    def drop(self) -> None:
+        if self.admin is None:
+            return
+        if self.mariadb is not None:
+            with self.admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.mariadb}`")
+        self.admin.close()
+
+
+def mariadb_url_of(name: str) -> str:
+    return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
+
+
+@pytest.fixture(scope="session")
+def schema_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaTemplates]:
+    templates = SchemaTemplates(tmp_path_factory.mktemp("schema"))
+    yield templates
+    templates.drop()
+
+
+@pytest.fixture
+async def schema(settings: Settings, schema_templates: SchemaTemplates) -> Settings:
+    """The tables the real migrations create (copied from a database they ran on)."""
+    await schema_templates.copy_into(settings)
     return settings
 
 
