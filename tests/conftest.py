@@ -12,6 +12,7 @@ there would hide a broken build.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import shutil
@@ -103,6 +104,13 @@ SHARED_SERVERS = {
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m flask`` deselects by the marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Under pytest-xdist two tests with one node id would run as one (schemathesis's
+    # per-operation tests share theirs under pytest 9.2, hence pyproject's pin): stop instead.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        counts = collections.Counter(item.nodeid for item in items)
+        duplicates = [nodeid for nodeid, n in counts.items() if n > 1]
+        if duplicates:
+            raise pytest.UsageError(f"tests share a node id, xdist would run one: {duplicates}")
     for item in items:
         if uses_flask(item):
             item.add_marker(pytest.mark.flask)
