@@ -132,7 +132,7 @@ class ClusterSystem:
             for shard in range(shards):
                 keys = QueueKeys(self.env_vars["REDIS_QUEUE_NAME"], shard)
                 total += int(r.llen(keys.queue))
-                for key in r.scan_iter(match=keys.tag + ":inflight:*"):
+                for key in set(r.scan_iter(match=keys.tag + ":inflight:*")):  # each once
                     items = r.lrange(key, 0, -1)
                     total += sum(1 for item in items if not item.startswith(b"#batch:"))
                 registered = int(r.hlen(keys.workers))
