@@ -1,28 +1,38 @@
 """Fixtures that run the code against real services: Redis, MariaDB, SQLite.
 
 No mocks: Redis at 127.0.0.1:6379 and MariaDB at 127.0.0.1:3306 (root, no
-password) must be up. Locally a missing service skips its tests with the reason;
-under CI (``CI`` or ``ANALYTICS_REQUIRE_SERVICES`` set) it fails them instead, since a
-skipped service test there would hide a broken build.
+password) must be up. The suite keeps its Redis keys in a database number of its own
+(15; ``TEST_REDIS_URL`` overrides), never db 0, and passes that URL to every process it
+starts: each test's clean-up SCANs for its queue's keys, and a SCAN walks its whole
+database, so a million keys a benchmark left in db 0 would make every test pay for them.
+Locally a missing service skips its tests with the reason; under CI (``CI`` or
+``ANALYTICS_REQUIRE_SERVICES`` set) it fails them instead, since a skipped service test
+there would hide a broken build.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import types
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import hypothesis
 import pymysql
 import pytest
 import redis as redis_sync
+import sqlalchemy
 from redis.asyncio import Redis
 
 from db.engine import create_engine
@@ -31,15 +41,88 @@ from db.settings import Settings, load_settings
 from webapp import create_app
 from webapp.asgi import make_asgi
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 MARIADB_HOST = os.environ.get("TEST_MARIADB_HOST", "127.0.0.1")
 MARIADB_PORT = int(os.environ.get("TEST_MARIADB_PORT", "3306"))
 REQUIRE_SERVICES = bool(os.environ.get("CI") or os.environ.get("ANALYTICS_REQUIRE_SERVICES"))
+# The pytest-xdist worker this process is ("gw0", "gw1"; "main" without xdist): part of every
+# database and queue name a test makes, so workers never share one.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles. ``ci``, the default, runs the expensive property tests (those on
+# real databases, which scale their count with ``tests.helpers.examples``) on a quarter of
+# their full example count; ``thorough`` runs the full counts:
+#     nox -s "tests(flask='3')" -- --hypothesis-profile=thorough
+# A test with no count of its own gets Hypothesis' default of 100 under ``thorough`` and
+# 25 under ``ci``. Cheap property tests state their counts and keep them in both.
+hypothesis.settings.register_profile("thorough", max_examples=100)
+hypothesis.settings.register_profile("ci", max_examples=25)
+hypothesis.settings.load_profile("ci")  # --hypothesis-profile replaces it
 # The shared fixtures keep the pre-accounts behaviour (open stats) so the existing
 # tests assert what they always did; tests/webapp/auth runs with PUBLIC_STATS=false.
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef-not-for-production"
 OPEN_STATS = {"SECRET_KEY": TEST_SECRET_KEY, "PUBLIC_STATS": "true"}
+
+
+# The tests the Flask 2.3 session runs (``pytest -m flask``, see noxfile.py): those of the
+# web layer, its CLI and the dashboard (tests/webapp, tests/browser), those whose module
+# imports from ``webapp`` (the package built on Flask) and those that request the app in
+# process (the ``client`` fixture). Flask 3 runs every test.
+FLASK_DIRECTORIES = {"webapp", "browser"}
+
+
+def _from_webapp(value: object) -> bool:
+    name = (
+        value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", "")
+    )
+    return isinstance(name, str) and (name == "webapp" or name.startswith("webapp."))
+
+
+def uses_flask(item: pytest.Item) -> bool:
+    """Whether ``item`` exercises Flask (see ``FLASK_DIRECTORIES``)."""
+    if item.path.relative_to(ROOT / "tests").parts[0] in FLASK_DIRECTORIES:
+        return True
+    if "client" in getattr(item, "fixturenames", ()):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(_from_webapp(value) for value in vars(module).values())
+
+
+# Servers a session- or module-scoped fixture starts once and many tests share. Under
+# pytest-xdist each worker would start its own; with ``--dist loadgroup`` (noxfile.py) the
+# tests that share one run on the same worker, which starts it once.
+# Fixture -> group (the browser tests reach ``live_server`` through ``analytics_url``).
+SHARED_SERVERS = {
+    "redis_cluster": "redis_cluster",
+    "live_server": "live_server",
+    "analytics_url": "live_server",
+    "api_server": "api_server",
+    "private_server": "private_server",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m flask`` deselects by the marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Under pytest-xdist two tests with one node id would run as one (schemathesis's
+    # per-operation tests share theirs under pytest 9.2, hence pyproject's pin): stop instead.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        counts = collections.Counter(item.nodeid for item in items)
+        duplicates = [nodeid for nodeid, n in counts.items() if n > 1]
+        if duplicates:
+            raise pytest.UsageError(f"tests share a node id, xdist would run one: {duplicates}")
+    for item in items:
+        if uses_flask(item):
+            item.add_marker(pytest.mark.flask)
+        names = getattr(item, "fixturenames", ())
+        group = next((SHARED_SERVERS[name] for name in SHARED_SERVERS if name in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def unique_name(prefix: str, length: int = 10) -> str:
+    """``<prefix>_<worker>_<random hex>``: a database or queue name of one test's own."""
+    return f"{prefix}_{WORKER}_{uuid.uuid4().hex[:length]}"
 
 
 def _unavailable(what: str, exc: BaseException) -> None:
@@ -76,7 +159,7 @@ def mariadb_server() -> str:
 @contextlib.contextmanager
 def temporary_mariadb(server_url: str, prefix: str = "analytics_t") -> Iterator[str]:
     """The URL of a new, empty utf8mb4 database on ``server_url``, dropped on exit."""
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    name = unique_name(prefix, 12)
     admin = mariadb_admin()
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
@@ -119,7 +202,7 @@ def delete_queue_keys(redis_url: str, name: str) -> None:
 @pytest.fixture
 def queue_name(redis_available: str) -> Iterator[str]:
     """A queue of its own per test (its keys deleted after), so tests never meet."""
-    name = f"test_q_{uuid.uuid4().hex[:10]}"
+    name = unique_name("test_q")
     yield name
     delete_queue_keys(redis_available, name)
 
@@ -152,12 +235,119 @@ def settings(settings_factory: Callable[..., Settings], database_url: str) -> Se
     return settings_factory(database_url)
 
 
-@pytest.fixture
-async def schema(settings: Settings) -> Settings:
-    """The tables created by the real migrations."""
+async def migrate(settings: Settings) -> None:
+    """Run the real migrations on ``settings.database_url`` (what ``analytics init-db`` does)."""
     engine = create_engine(settings)
     await init_db(engine)
     await engine.dispose()
+
+
+class SchemaTemplates:
+    """Databases the real migrations ran on once per session (per xdist worker), which
+    :func:`schema` copies into each test's database: the SQLite file byte for byte, the
+    MariaDB tables re-created from their ``SHOW CREATE TABLE`` with their rows (the
+    migrations' version). A copy takes a fraction of the migrations' time, which several
+    hundred tests paid each; tests/db/test_migrations.py checks a copy equals a migrated
+    database."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.sqlite: Path | None = None
+        self.mariadb: str | None = None
+        self.mariadb_tables: list[tuple[str, str, bool]] = []  # name, DDL, has rows
+        self.admin: pymysql.connections.Connection | None = None
+
+    async def copy_into(self, settings: Settings) -> None:
+        url = settings.database_url
+        kind = self._kind(url)
+        if kind is None:  # a database these templates do not cover: migrate it
+            await migrate(settings)
+            return
+        if kind == "sqlite" and self.sqlite is None:
+            path = self.directory / "template.db"
+            await migrate(make_settings(DATABASE_URL=f"sqlite:///{path}"))
+            self.sqlite = self._checkpointed(path)
+        if kind == "mariadb" and self.mariadb is None:
+            name = unique_name("analytics_template", 12)
+            self._admin_run(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            self.mariadb = name
+            await migrate(make_settings(DATABASE_URL=mariadb_url_of(name)))
+            self._read_mariadb_template()
+        self._copy(kind, str(url.database))
+
+    def _kind(self, url: sqlalchemy.URL) -> str | None:
+        if url.get_backend_name() == "sqlite" and url.database:
+            return None if Path(url.database).exists() else "sqlite"
+        on_suite_server = (url.host, url.port) == (MARIADB_HOST, MARIADB_PORT)
+        if url.get_backend_name() == "mysql" and on_suite_server and url.database:
+            return "mariadb"
+        return None
+
+    @staticmethod
+    def _checkpointed(path: Path) -> Path:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the main file
+        return path
+
+    def _admin_run(self, sql: str) -> None:
+        if self.admin is None:
+            self.admin = mariadb_admin()
+        with self.admin.cursor() as cur:
+            cur.execute(sql)
+
+    def _read_mariadb_template(self) -> None:
+        assert self.admin is not None and self.mariadb is not None
+        with self.admin.cursor() as cur:
+            cur.execute(f"SHOW FULL TABLES FROM `{self.mariadb}` WHERE Table_type = 'BASE TABLE'")
+            for table, _ in cur.fetchall():
+                cur.execute(f"SHOW CREATE TABLE `{self.mariadb}`.`{table}`")
+                ddl = cur.fetchone()[1]
+                cur.execute(f"SELECT EXISTS (SELECT 1 FROM `{self.mariadb}`.`{table}`)")
+                self.mariadb_tables.append((table, ddl, bool(cur.fetchone()[0])))
+
+    def _copy(self, kind: str, database: str) -> None:
+        if kind == "sqlite":
+            assert self.sqlite is not None
+            shutil.copyfile(self.sqlite, database)
+            return
+        assert self.admin is not None
+        with self.admin.cursor() as cur:
+            cur.execute(f"USE `{database}`")
+            cur.execute("SET SESSION foreign_key_checks = 0")  # tables in any order
+            try:
+                for table, ddl, has_rows in self.mariadb_tables:
+                    cur.execute(ddl)
+                    if has_rows:
+                        cur.execute(
+                            f"INSERT INTO `{table}` SELECT * FROM `{self.mariadb}`.`{table}`"
+                        )
+            finally:
+                cur.execute("SET SESSION foreign_key_checks = 1")
+
+    def drop(self) -> None:
+        if self.admin is None:
+            return
+        if self.mariadb is not None:
+            with self.admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.mariadb}`")
+        self.admin.close()
+
+
+def mariadb_url_of(name: str) -> str:
+    return f"mysql+pymysql://root@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
+
+
+@pytest.fixture(scope="session")
+def schema_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SchemaTemplates]:
+    templates = SchemaTemplates(tmp_path_factory.mktemp("schema"))
+    yield templates
+    templates.drop()
+
+
+@pytest.fixture
+async def schema(settings: Settings, schema_templates: SchemaTemplates) -> Settings:
+    """The tables the real migrations create (copied from a database they ran on)."""
+    await schema_templates.copy_into(settings)
     return settings
 
 
@@ -292,7 +482,7 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 def start_live_server(tmp: Path, database_url: str, redis_url: str, **extra: str) -> LiveServer:
     port = free_port()
-    queue = f"live_q_{uuid.uuid4().hex[:10]}"
+    queue = unique_name("live_q")
     env_vars = {
         "REDIS_URL": redis_url,
         "REDIS_QUEUE_NAME": queue,

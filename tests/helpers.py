@@ -7,11 +7,27 @@ timed assertion).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import hypothesis
+
 T = TypeVar("T")
+
+# The example count of the ``thorough`` profile (tests/conftest.py), Hypothesis' default.
+THOROUGH_EXAMPLES = 100
+
+
+def examples(full: int) -> int:
+    """An expensive property test's example count under the loaded Hypothesis profile:
+    ``full`` under ``thorough``, a quarter of it (rounded up) under ``ci``, the default.
+
+    Read when the test module is imported, which is after ``--hypothesis-profile`` has
+    loaded its profile."""
+    scale = hypothesis.settings.default.max_examples / THOROUGH_EXAMPLES
+    return max(1, math.ceil(full * scale))
 
 
 def poll_until(

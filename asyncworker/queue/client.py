@@ -61,7 +61,7 @@ class _HiredisPacking(AbstractConnection):
 
 # redis-py's own hiredis packer (the synchronous client's): it splits a command name
 # given with its subcommand, and refuses what Redis cannot take with DataError.
-_HIREDIS = HiredisRespSerializer()
+_HIREDIS = HiredisRespSerializer()  # type: ignore[no-untyped-call]
 
 
 _PACKED_BY_HIREDIS: dict[type[AbstractConnection], type[AbstractConnection]] = {}

@@ -15,7 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import DataError
 
 from asyncworker.queue.client import Role, _HiredisPacking, make_client
-from tests.conftest import make_settings
+from tests.conftest import REDIS_URL, make_settings
 
 
 @pytest.mark.parametrize("role", list(Role))
@@ -74,7 +74,7 @@ async def test_standalone_clients_pack_commands_with_hiredis_into_redis_pys_byte
 
 
 async def test_a_script_round_trip_through_the_packing_client() -> None:
-    client = make_client(make_settings(REDIS_URL="redis://127.0.0.1:6379/0"), Role.WEB)
+    client = make_client(make_settings(REDIS_URL=REDIS_URL), Role.WEB)
     try:
         assert isinstance(client, Redis)
         values = ["é😀", "x" * 10_000, *map(str, range(2000))]

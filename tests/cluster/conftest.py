@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import redis as redis_sync
 
 from db.settings import Settings
 from tests.cluster.system import ClusterSystem, new_env
-from tests.conftest import _unavailable, temporary_mariadb
+from tests.conftest import _unavailable, temporary_mariadb, unique_name
 from tests.helpers import poll_until, wait_until
 
 NODES = 6
@@ -181,7 +180,7 @@ def redis_cluster() -> Iterator[LocalCluster]:
 @pytest.fixture
 def queue_name() -> str:
     """A queue of its own per test; the session's cluster is thrown away at the end."""
-    return f"test_q_{uuid.uuid4().hex[:10]}"
+    return unique_name("test_q")
 
 
 @pytest.fixture(params=[1, 3], ids=["shards1", "shards3"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ import redis as redis_sync
 
 from asyncworker.keys import QueueKeys
 from db.settings import Settings
-from tests.conftest import ROOT, Proc, free_port, make_settings, process_env, wait_http
+from tests.conftest import (
+    ROOT,
+    Proc,
+    free_port,
+    make_settings,
+    process_env,
+    unique_name,
+    wait_http,
+)
 from tests.faults.helpers import FIXED_DAY, LoadGenerator, LoadResult, sql_rows, stats_total
 from tests.helpers import wait_until
 
@@ -125,7 +132,7 @@ class ClusterSystem:
             for shard in range(shards):
                 keys = QueueKeys(self.env_vars["REDIS_QUEUE_NAME"], shard)
                 total += int(r.llen(keys.queue))
-                for key in r.scan_iter(match=keys.tag + ":inflight:*"):
+                for key in set(r.scan_iter(match=keys.tag + ":inflight:*")):  # each once
                     items = r.lrange(key, 0, -1)
                     total += sum(1 for item in items if not item.startswith(b"#batch:"))
                 registered = int(r.hlen(keys.workers))
@@ -158,7 +165,7 @@ def new_env(redis_url: str, database_url: str, tmp: Path, **extra: str) -> dict[
     return {
         "REDIS_URL": redis_url,
         "REDIS_CLUSTER": "true",
-        "REDIS_QUEUE_NAME": f"cq_{uuid.uuid4().hex[:10]}",
+        "REDIS_QUEUE_NAME": unique_name("cq"),
         "DATABASE_URL": database_url,
         "ANALYTICS_DATA_DIR": str(tmp / "data"),
         "FLUSH_INTERVAL_MS": "50",

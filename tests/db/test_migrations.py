@@ -3,11 +3,13 @@
 Migrations freeze their own column types (editing a model must not change what an
 old revision creates), so this is what keeps the two in step: Alembic's own
 comparison of the migrated database with the models finds no difference, on
-MariaDB and on SQLite.
+MariaDB and on SQLite. And the copy of a migrated database that most tests start from
+(the ``schema`` fixture) is the same as running the migrations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from alembic import command
@@ -18,7 +20,7 @@ from db.engine import create_engine
 from db.models import metadata
 from db.schema import alembic_config
 from db.settings import Settings
-from tests.conftest import make_settings, temporary_mariadb
+from tests.conftest import make_settings, migrate, temporary_mariadb
 
 
 def _differences(connection: Any) -> list[Any]:
@@ -28,8 +30,9 @@ def _differences(connection: Any) -> list[Any]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrated_schema_equals_the_models(schema: Settings) -> None:
-    engine = create_engine(schema)
+async def test_migrated_schema_equals_the_models(settings: Settings) -> None:
+    await migrate(settings)
+    engine = create_engine(settings)
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(_differences)
@@ -64,3 +67,40 @@ async def test_migrated_tables_equal_create_all_on_mariadb(mariadb_server: str) 
             finally:
                 await engine.dispose()
     assert shown[0] == shown[1]
+
+
+async def _described(settings: Settings) -> dict[str, Any]:
+    """What a database's schema is: every table's definition, the migrations' version,
+    and on SQLite the file's journal mode."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            run = conn.exec_driver_sql
+            if settings.database_url.get_backend_name() == "sqlite":
+                query = "SELECT type, name, sql FROM sqlite_master ORDER BY name"
+                tables = {row[1]: tuple(row) for row in await run(query)}
+                extra = [(await run("PRAGMA journal_mode")).scalar()]
+            else:
+                names = [row[0] for row in await run("SHOW FULL TABLES")]
+                tables = {n: (await run(f"SHOW CREATE TABLE `{n}`")).one()[1] for n in names}
+                extra = []
+            version = [tuple(row) for row in await run("SELECT * FROM alembic_version")]
+    finally:
+        await engine.dispose()
+    return {"tables": tables, "version": version, "extra": extra}
+
+
+async def test_the_schema_fixtures_copy_equals_a_migrated_database(
+    schema: Settings, settings_factory: Callable[..., Settings], database_url: str
+) -> None:
+    """The ``schema`` fixture copies a database migrated once per session; a database
+    migrated for this test alone is described the same."""
+    if database_url.startswith("sqlite"):
+        fresh = settings_factory(database_url.replace("analytics.db", "fresh.db"))
+        await migrate(fresh)
+        assert await _described(schema) == await _described(fresh)
+        return
+    with temporary_mariadb(database_url.rsplit("/", 1)[0]) as url:
+        fresh = settings_factory(url)
+        await migrate(fresh)
+        assert await _described(schema) == await _described(fresh)

@@ -36,6 +36,7 @@ from db.models import ROLLUP_TABLES, events, ingest_batches
 from db.settings import Settings
 from db.stats import Period
 from tests import reference_sql as ref
+from tests.helpers import examples
 
 FIRST = date(2024, 2, 27)
 DAYS = [FIRST + timedelta(days=i) for i in range(4)]  # 02-27 .. 03-01, leap day included
@@ -153,7 +154,7 @@ async def check_series(
 
 
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

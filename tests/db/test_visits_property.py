@@ -32,6 +32,7 @@ from db.rebuild import rebuild
 from db.stats import Period
 from tests import reference_sql as ref
 from tests.db.test_stats_property import engine, reset, write
+from tests.helpers import examples
 from tests.visit_model import Sessionizer
 
 __all__ = ["engine"]
@@ -127,7 +128,7 @@ async def empty_aggregates(engine: AsyncEngine) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

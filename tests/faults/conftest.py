@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.conftest import (
     make_settings,
     process_env,
     temporary_mariadb,
+    unique_name,
     wait_http,
 )
 from tests.faults.helpers import TcpProxy
@@ -82,7 +82,7 @@ def launch(
         port = free_port()
         env_vars = {
             "REDIS_URL": redis_available,
-            "REDIS_QUEUE_NAME": f"fault_q_{uuid.uuid4().hex[:10]}",
+            "REDIS_QUEUE_NAME": unique_name("fault_q"),
             "DATABASE_URL": database_url or fresh_mariadb,
             "FLASK_HOST": "127.0.0.1",
             "FLASK_PORT": str(port),

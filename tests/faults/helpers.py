@@ -259,15 +259,26 @@ def redis_for(settings: Settings) -> redis_sync.Redis:
     return redis_sync.Redis.from_url(settings.redis_url)
 
 
+def keys_matching(r: redis_sync.Redis, pattern: str) -> list[bytes]:
+    """Every key matching ``pattern``, once: SCAN may return a key twice when Redis resizes
+    its table meanwhile, which parallel tests making and deleting keys make likely."""
+    return sorted(set(r.scan_iter(match=pattern)))
+
+
 def pending_in_redis(settings: Settings) -> int:
-    """Events still in the queue or in any in-flight list (markers excluded)."""
+    """Events still in the queue or in any in-flight list (markers excluded), read in one
+    transaction, so a batch a consumer claims meanwhile is not counted in both."""
     r = redis_for(settings)
     try:
         tag = "{" + settings.queue_name + "}"
-        total = int(r.llen(settings.queue_name))
-        for key in r.scan_iter(match=tag + ":inflight:*"):
-            total += sum(1 for item in r.lrange(key, 0, -1) if not item.startswith(b"#batch:"))
-        return total
+        pipe = r.pipeline(transaction=True)
+        pipe.llen(settings.queue_name)
+        for key in keys_matching(r, tag + ":inflight:*"):
+            pipe.lrange(key, 0, -1)
+        queued, *lists = pipe.execute()
+        return int(queued) + sum(
+            1 for items in lists for item in items if not item.startswith(b"#batch:")
+        )
     finally:
         r.close()
 
@@ -275,7 +286,7 @@ def pending_in_redis(settings: Settings) -> int:
 def inflight_keys(settings: Settings) -> list[bytes]:
     r = redis_for(settings)
     try:
-        return sorted(r.scan_iter(match="{" + settings.queue_name + "}:inflight:*"))
+        return keys_matching(r, "{" + settings.queue_name + "}:inflight:*")
     finally:
         r.close()
 

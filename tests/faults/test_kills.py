@@ -18,6 +18,7 @@ from tests.faults.helpers import (
     LoadGenerator,
     LoadResult,
     TcpProxy,
+    keys_matching,
     make_events,
     pending_in_redis,
     proxied_url,
@@ -181,7 +182,7 @@ def test_sigterm_with_database_away_hands_batches_back(launch, proxies) -> None:
         in_flight = pending_in_redis(settings) - r.llen(queue)
         assert in_flight > 0
         # The heartbeat is gone at once, so nobody waits for its TTL.
-        assert list(r.scan_iter(match="{" + queue + "}:heartbeat:*")) == []
+        assert keys_matching(r, "{" + queue + "}:heartbeat:*") == []
     finally:
         r.close()
     proxy.restore()
@@ -209,7 +210,7 @@ def test_killed_mid_batch_list_is_adopted_once_heartbeat_expires(launch, proxies
         time.sleep(0.5)  # every consumer is now stuck on a batch it cannot write
         first.kill()
         killed_at = time.monotonic()
-        (heartbeat,) = [k.decode() for k in r.scan_iter(match="{" + queue + "}:heartbeat:*")]
+        (heartbeat,) = [k.decode() for k in keys_matching(r, "{" + queue + "}:heartbeat:*")]
         dead_id = heartbeat.rsplit(":heartbeat:", 1)[1]
         # The heartbeat was last renewed some time before the kill: it expires when its
         # remaining TTL runs out, not a full WORKER_HEARTBEAT_TTL after the kill.
@@ -217,7 +218,7 @@ def test_killed_mid_batch_list_is_adopted_once_heartbeat_expires(launch, proxies
 
         def dead_lists() -> int:
             pattern = "{" + queue + "}:inflight:" + dead_id + ":*"
-            return sum(r.llen(k) for k in r.scan_iter(match=pattern))
+            return sum(r.llen(k) for k in keys_matching(r, pattern))
 
         orphaned = dead_lists()
         assert orphaned >= 5  # the markers and the events taken

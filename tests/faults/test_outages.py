@@ -8,10 +8,12 @@ client; restoring it listens again on the same port.
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.conftest import REDIS_URL
 from tests.faults.conftest import FaultServer
 from tests.faults.helpers import (
     LoadGenerator,
@@ -90,10 +92,9 @@ def post(http: httpx.Client, n: int) -> httpx.Response:
 @pytest.mark.slow
 def test_redis_unreachable_at_ingestion_answers_503_then_202(launch, proxies) -> None:
     """Fault 4: 503 JSON with Retry-After while Redis is away, 202 as soon as it is back."""
-    proxy: TcpProxy = proxies("127.0.0.1", 6379)
-    server: FaultServer = launch(
-        workers=1, web_env={"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
-    )
+    redis_at = urlsplit(REDIS_URL)
+    proxy: TcpProxy = proxies(redis_at.hostname or "127.0.0.1", redis_at.port or 6379)
+    server: FaultServer = launch(workers=1, web_env={"REDIS_URL": proxied_url(REDIS_URL, proxy)})
     accepted = 0
     with httpx.Client(base_url=server.base_url, timeout=30) as http:
         for n in range(20):

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from db.engine import create_engine
 from db.models import api_keys, auth_sessions, rollup_sites, share_links
 from tests.webapp.auth.conftest import World, csrf_token, sign_in
+from webapp.auth import passwords
 
 
 async def _dump(world: World) -> str:
@@ -105,3 +106,13 @@ async def test_hostile_site_names_are_inert(web: httpx.AsyncClient, world: World
     page = await web.post("/settings/sites", data={"site_id": hostile, "csrf_token": token})
     assert page.status_code == 200
     assert hostile not in page.text and "&lt;script&gt;" in page.text
+
+
+def test_the_unknown_accounts_twin_hash_is_current() -> None:
+    """The dummy hash an unknown account's password is checked against is written out,
+    not made at import; it must carry the hasher's parameters (else every process would
+    hash it anew at start, and checking against it would not cost what a real check does)."""
+    assert not passwords._hasher.check_needs_rehash(passwords._written_dummy)
+    assert passwords._written_dummy == passwords._DUMMY
+    assert passwords._hasher.verify(passwords._DUMMY, passwords._DUMMY_PASSWORD)
+    assert not passwords.verify(None, passwords._DUMMY_PASSWORD)  # no account: never a match
