@@ -42,8 +42,14 @@ def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable
 
 
 def base_url(settings: Settings, given: str | None) -> str:
+    """Where links point: --base-url, else PUBLIC_URL, else the running ``serve``'s URL,
+    else FLASK_HOST:FLASK_PORT."""
     if given:
         return given.rstrip("/")
+    if settings.public_url:
+        return settings.public_url
+    if settings.serve_beside is not None:
+        return settings.serve_beside.base_url
     host = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::", "") else settings.flask_host
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.flask_port}"
