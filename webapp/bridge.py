@@ -78,9 +78,12 @@ class AsgiBridge:
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         body_timeout_s: float = 5.0,
         fast_path: FastPath | None = None,
+        forwarded: Callable[[Scope], None] | None = None,
     ) -> None:
         self.app = app
         self.fast_path = fast_path
+        # Sets the scheme and host the browser used (webapp.proxy) before Flask sees them.
+        self.forwarded = forwarded
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.body_timeout_s = body_timeout_s
@@ -174,6 +177,8 @@ class AsgiBridge:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
             return
+        if self.forwarded is not None:
+            self.forwarded(scope)
         try:
             environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         except (UnicodeError, ValueError, KeyError):

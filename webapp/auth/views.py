@@ -60,7 +60,7 @@ async def login() -> Response:
         return page
     if user is None:
         return _page("login.html", 401, next=target, email=email, error=WRONG)
-    return await sessions.start(redirect(target, 303), user)
+    return sessions.with_cookie(redirect(target, 303), await sessions.start(user))
 
 
 @bp.route("/login/once/<token>", methods=["GET", "POST"])
@@ -80,7 +80,7 @@ async def login_once(token: str) -> Response:
         user = await accounts.use_login_token(s, token_hash)
     if user is None:
         return used_up
-    return await sessions.start(redirect("/account", 303), user)
+    return sessions.with_cookie(redirect("/account", 303), await sessions.start(user))
 
 
 @bp.post("/logout")
@@ -116,8 +116,9 @@ async def account() -> Response:
     async with resources().sessions() as s:
         fresh = await accounts.user_by_id(s, user.id)
     assert fresh is not None
+    token = await sessions.start(fresh)
     page = _page("account.html", user=fresh, notice="Password changed; other sessions ended.")
-    return await sessions.start(page, fresh)
+    return sessions.with_cookie(page, token)
 
 
 @bp.get("/share/<token>")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import httpx
 
 from tests.webapp.auth.conftest import CSRF, PASSWORD, World, csrf_token, sign_in
-from webapp import create_app
-from webapp.auth import headers
 from webapp.auth.throttle import MAX_FAILURES
 
 
@@ -27,20 +25,6 @@ async def test_cookie_is_secure_behind_a_trusted_https_proxy(
     response = await web.post("/login", data=form, headers={"X-Forwarded-Proto": "https"})
     cookies = response.headers.get_list("set-cookie")
     assert all("Secure" in c for c in cookies), cookies
-
-
-def test_forwarded_proto_from_an_untrusted_peer_is_ignored(private_settings) -> None:  # type: ignore[no-untyped-def]
-    settings = private_settings.with_overrides(forwarded_allow_ips="10.0.0.1")
-    app = create_app({"SETTINGS": settings, "TESTING": True})
-    environ = {"REMOTE_ADDR": "192.0.2.7"}
-    with app.test_request_context(
-        "/", headers={"X-Forwarded-Proto": "https"}, environ_base=environ
-    ):
-        assert not headers.is_https()
-    with app.test_request_context(
-        "/", headers={"X-Forwarded-Proto": "https"}, environ_base={"REMOTE_ADDR": "10.0.0.1"}
-    ):
-        assert headers.is_https()
 
 
 async def test_unknown_email_and_wrong_password_answer_alike(
