@@ -93,10 +93,13 @@ async def add_site() -> Response:
 async def share(site_id: str) -> Response:
     await _managed(g.user, site_id)
     token = new_secret(Kind.SHARE)
-    async with resources().sessions.begin() as s:
-        await accounts.create_share(
-            s, site_id, display_prefix(token), access.hashed(Kind.SHARE, token)
-        )
+    try:
+        async with resources().sessions.begin() as s:
+            await accounts.create_share(
+                s, site_id, display_prefix(token), access.hashed(Kind.SHARE, token)
+            )
+    except accounts.AccountError:
+        return await _sites_page(400, error=f"Register {site_id} before sharing it.")
     url = request.host_url.rstrip("/") + "/share/" + token
     return await _sites_page(new_share=url, new_share_site=site_id)
 
