@@ -84,8 +84,9 @@ class QueueKeys:
         """The visitor salt of a UTC day (``YYYY-MM-DD``); shard 0 holds the salts."""
         return f"{self.tag}:salt:{day}"
 
-    def login_failures(self, scope: str, ident: str) -> str:
-        """Failed sign-ins of one account or one client address (``scope``), in a window."""
+    def login_attempts(self, scope: str, ident: str) -> str:
+        """Sign-in attempts of one ``scope`` (an account, an address, both, a device), in
+        a window; ``ident`` arrives keyed by the web edge (no address or email in clear)."""
         digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return f"{self.tag}:login:{scope}:{digest}"
 
