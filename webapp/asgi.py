@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 from webapp import create_app
+from webapp.auth.gate import SignInGate
 from webapp.auth.headers import forwarded_allow_of
 from webapp.bridge import AsgiBridge
 from webapp.fastpath import EventFastPath
@@ -32,6 +33,7 @@ def make_asgi(flask_app: Flask) -> AsgiBridge:
         on_shutdown=shutdown,
         fast_path=EventFastPath(flask_app),
         forwarded=forwarded.apply,
+        gate=SignInGate(),
     )
 
 

@@ -1,0 +1,58 @@
+"""A line at the door of the forms that check a password (``POST /login``, ``POST /account``).
+
+Under a sign-in flood the event loop's own work per attempt (the request, its CSRF and
+form, the throttle's round trip, the answer page) adds up to more than the loop has:
+300 attackers answered as fast as they ask kept ``POST /event`` waiting behind them
+(p99 from 8 ms to 300 ms in tests/webapp/auth/test_signin_load.py). The bridge lets at
+most :data:`INSIDE` such requests into Flask at once; the others wait here, costing
+nothing, and a client waits for its answer before it sends its next attempt, so a flood
+paces itself to the loop instead of crowding out events. :data:`INSIDE` leaves room for
+the checks waiting on the argon2 thread (they hold their place while they wait) and for
+one more. Past :data:`WAITING` in line, an attempt is answered ``503`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from webapp.auth.passwords import MAX_WAITING
+from webapp.errors import HTTPError
+
+PATHS = frozenset({"/login", "/account"})
+INSIDE = MAX_WAITING + 2
+WAITING = 1024
+RETRY_AFTER_S = 2
+
+
+class SignInGate:
+    """The line itself: one per process, used from its event loop only."""
+
+    def __init__(self) -> None:
+        self._inside: asyncio.Semaphore | None = None
+        self._waiting = 0
+
+    @staticmethod
+    def handles(scope: Mapping[str, Any]) -> bool:
+        return scope.get("method") == "POST" and scope.get("path") in PATHS
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Wait for a place inside (raises a 503 HTTPError when the line is full)."""
+        if self._inside is None:
+            self._inside = asyncio.Semaphore(INSIDE)
+        if self._waiting >= WAITING:
+            raise HTTPError.retry_later(
+                503, "too many sign-ins at once, retry later", RETRY_AFTER_S
+            )
+        self._waiting += 1
+        try:
+            await self._inside.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._inside.release()
