@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from asyncworker.keys import QueueKeys
+from asyncworker.keys import QueueKeys, site_of
 from asyncworker.queue.client import Client, Script
 
 
@@ -47,11 +47,11 @@ class QueueExtras:
     async def requeue(self, entry: bytes, raw: bytes) -> bool:
         """Move one dead letter back onto the queue; False if it was already gone.
 
-        KEYS: the dead-letter list, the queue. Once, even if two requeues race.
+        KEYS: the dead-letter list, the queue, the pending counts. Once, even if two
+        requeues race; its site (when the message names one) has one more event pending.
         """
-        return (
-            int(await self._requeue(keys=[self.keys.dead, self.keys.queue], args=[entry, raw])) == 1
-        )
+        keys = [self.keys.dead, self.keys.queue, self.keys.pending]
+        return int(await self._requeue(keys=keys, args=[entry, raw, site_of(raw) or ""])) == 1
 
     async def purge(self, entries: list[bytes]) -> int:
         """Delete these dead letters (each once); how many were still there."""
