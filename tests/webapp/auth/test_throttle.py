@@ -13,9 +13,10 @@ import asyncio
 import re
 
 import httpx
+import pytest
 
 from tests.webapp.auth.conftest import PASSWORD, World, csrf_token, sign_in
-from webapp.auth import passwords
+from webapp.auth import gate, passwords
 from webapp.auth.throttle import DEVICE_COOKIE, PER_ACCOUNT, PER_ADDRESS, PER_PAIR
 
 WRONG = "wrong password!"
@@ -156,3 +157,18 @@ async def test_a_busy_argon2_thread_answers_503_at_once(
     assert len(busy) >= 40 - 2 * (passwords.MAX_WAITING + 1), statuses
     assert all(int(a.headers["Retry-After"]) >= 1 for a in busy)
     assert re.search("too many sign-ins at once", busy[0].text, re.IGNORECASE)
+
+
+async def test_password_forms_past_a_full_line_are_answered_503_at_once(
+    web: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the line's length, the bridge answers before Flask runs (nothing counted)."""
+    token = await csrf_token(web)
+    monkeypatch.setattr(gate, "WAITING", 0)
+    form = {"email": "alice@example.com", "password": PASSWORD, "csrf_token": token}
+    answer = await web.post("/login", data=form)
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) >= 1
+    assert answer.json() == {"error": "too many sign-ins at once, retry later"}
+    assert (await web.get("/login")).status_code == 200  # only password forms wait in line
+    monkeypatch.setattr(gate, "WAITING", 1024)
+    assert (await web.post("/login", data=form)).status_code == 303
