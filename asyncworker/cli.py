@@ -54,6 +54,7 @@ def check(settings: Settings) -> int:
 
 def run_worker(settings: Settings, *, check_only: bool = False) -> int:
     """Run the worker daemon (or only check heartbeats); the process's exit status."""
+    settings.require_redis()
     if check_only:
         return check(settings)
     from asyncworker.worker import StartupError, serve_worker

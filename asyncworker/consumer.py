@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asyncworker import metrics
-from asyncworker.keys import QueueKeys, batch_id_of
+from asyncworker.keys import QueueKeys, batch_id_of, site_of
 from asyncworker.queue import Queue
 from asyncworker.writer import REFUSALS, is_transient, write_batch_bounded
 from db.errors import describe
@@ -158,12 +159,17 @@ class BatchProcessor:
             return
         good: list[Event] = []
         dead: list[bytes] = []
+        # Every message leaves the in-flight list stored or dead-lettered: none is pending.
+        sites: Counter[str] = Counter()
         for raw in raws:
             try:
                 good.append(decode_wire(raw))
+                sites[good[-1].site_id] += 1
             except InvalidEvent as exc:
                 log.warning("poison message moved to dead letters: %s: %r", exc, raw[:200])
                 dead.append(dead_letter_entry(raw, str(exc), batch_id))
+                if site := site_of(raw):
+                    sites[site] += 1
         poison = len(dead)
         try:
             if good:  # a batch of only poison (or only a marker) has nothing to store
@@ -179,7 +185,7 @@ class BatchProcessor:
             dead.extend(await self._write_one_by_one(batch_id, good, raws))
 
         async def acknowledge() -> None:
-            await self.queue.finish(self.inflight, marker, dead)
+            await self.queue.finish(self.inflight, marker, dead, sites)
 
         await retry_forever(acknowledge, ctx.redis_state, _redis_transient)
         ctx.processed += len(good)

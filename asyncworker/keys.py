@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import orjson
+
 EVENT_ID_TTL_S = 24 * 3600
 RECEIVED_BUCKET_TTL_S = 15 * 60
 # The longest pause inside a visit (the issue's 30 minutes), and how long a visitor's
@@ -36,6 +38,16 @@ def batch_id_of(marker: bytes) -> str | None:
     if marker.startswith(BATCH_MARKER_PREFIX):
         return marker[len(BATCH_MARKER_PREFIX) :].decode("ascii", "replace")
     return None
+
+
+def site_of(raw: bytes) -> str | None:
+    """The ``site_id`` a queued message names, or None (a message that is not one of ours)."""
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    site = found.get("site_id") if isinstance(found, dict) else None
+    return site if isinstance(site, str) and site else None
 
 
 def shard_of(site_id: str, visitor_key: str, shards: int) -> int:
@@ -64,6 +76,9 @@ class QueueKeys:
             self.queue = self.tag
         self.workers = f"{self.tag}:workers"
         self.dead = f"{self.tag}:dead"
+        # Per site, the events queued or in flight on this shard (a hash: site -> count):
+        # counted by the enqueue script, counted down by the finish script.
+        self.pending = f"{self.tag}:pending"
 
     def inflight(self, consumer_id: str) -> str:
         return f"{self.tag}:inflight:{consumer_id}"
@@ -84,8 +99,9 @@ class QueueKeys:
         """The visitor salt of a UTC day (``YYYY-MM-DD``); shard 0 holds the salts."""
         return f"{self.tag}:salt:{day}"
 
-    def login_failures(self, scope: str, ident: str) -> str:
-        """Failed sign-ins of one account or one client address (``scope``), in a window."""
+    def login_attempts(self, scope: str, ident: str) -> str:
+        """Sign-in attempts of one ``scope`` (an account, an address, both, a device), in
+        a window; ``ident`` arrives keyed by the web edge (no address or email in clear)."""
         digest = hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return f"{self.tag}:login:{scope}:{digest}"
 

@@ -315,7 +315,11 @@ ROLLUP_TABLES = tuple(t for name, t in metadata.tables.items() if name.startswit
 # Who may read which site (webapp/auth). Secrets are never stored: session tokens,
 # API keys, share tokens and one-time sign-in tokens are kept as their HMAC-SHA256
 # under SECRET_KEY (64 hex characters); a short prefix of each key is kept for display.
-# No foreign keys: rows of a removed user are deleted with it (db/accounts.py).
+# No foreign keys: rows of a removed user or site are deleted with it (db/accounts.py).
+#
+# Every right on a site (a viewer, a key's scope, a share link) names the site's
+# registration (``sites.id``), never its bare name: ids are never reused, so a name
+# registered again after a removal is a new registration that no earlier credential reads.
 
 HASH_LEN = 64
 EMAIL_MAX = 254
@@ -334,17 +338,22 @@ users = _table(
     *_at("created_at"),
 )
 
-# A registered site: registering gives it an owner (events need no registration).
-sites = _table(
+# A registration: registering gives a site name an owner (events need no registration).
+# AUTOINCREMENT on SQLite too, so that an id is never given out twice.
+sites = Table(
     "sites",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("site_id", String(SITE_ID_MAX), nullable=False, unique=True),
     Column("owner_id", Id, nullable=False, index=True),
     *_at("created_at"),
+    sqlite_autoincrement=True,
+    **MYSQL_TABLE_ARGS,
 )
 
 site_viewers = _table(
     "site_viewers",
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("site_ref", Id, primary_key=True),
     Column("user_id", Id, primary_key=True, index=True),
 )
 
@@ -353,6 +362,7 @@ auth_sessions = _table(
     Column("token_hash", SecretHash, primary_key=True),
     Column("user_id", Id, nullable=False, index=True),
     *_at("created_at", "last_seen_at", "expires_at"),
+    Index("ix_auth_sessions_expires_at", "expires_at"),
 )
 
 api_keys = _table(
@@ -364,19 +374,22 @@ api_keys = _table(
     Column("key_hash", SecretHash, nullable=False, unique=True),
     *_at("created_at"),
     *_at("last_used_at", "revoked_at", nullable=True),
+    # True: the key reads what its user reads; False: only its api_key_sites rows (none
+    # left, after the removal of its sites: nothing).
+    Column("all_sites", Boolean, nullable=False),
 )
 
-# The sites a key is limited to; a key with no row here reads what its user reads.
+# The registrations a key is limited to (when its all_sites is false).
 api_key_sites = _table(
     "api_key_sites",
     Column("key_id", Id, primary_key=True),
-    Column("site_id", String(SITE_ID_MAX), primary_key=True),
+    Column("site_ref", Id, primary_key=True, index=True),
 )
 
 share_links = _table(
     "share_links",
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("site_id", String(SITE_ID_MAX), nullable=False, index=True),
+    Column("site_ref", Id, nullable=False, index=True),
     Column("prefix", String(16), nullable=False),
     Column("token_hash", SecretHash, nullable=False, unique=True),
     *_at("created_at"),

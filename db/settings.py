@@ -15,15 +15,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from redis.connection import parse_url as parse_redis_url
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from db.datadir import DataDirError, RunningServe, read_secret_key, running_serve
+
 N = TypeVar("N", int, float)
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 # User-set rows each worker process remembers as committed (db/rollups/membership.py).
 DEFAULT_ROLLUP_CACHE_SIZE = 500_000
 SECRET_KEY_MIN = 32
@@ -106,6 +108,7 @@ class Settings:
 
     flask_host: str
     flask_port: int
+    # REDIS_URL, or the running serve's Redis; '' when neither (see require_redis).
     redis_url: str
     redis_url_configured: bool
     queue_name: str
@@ -145,6 +148,13 @@ class Settings:
     metrics_port: int = 0
     # "text" (human lines) or "json" (one object per line, for log shippers).
     log_format: str = "text"
+    # true: events of a site nobody registered are answered 202 and dropped (never queued).
+    registered_sites_only: bool = False
+    # The address browsers use (scheme://host[:port]); when set, it wins over the request's
+    # Host and X-Forwarded-* for links, cookies and the CSRF Referer check.
+    public_url: str | None = None
+    # With REDIS_URL unset: the `analytics serve` running in data_dir, whose Redis we use.
+    serve_beside: RunningServe | None = None
 
     @property
     def use_tls(self) -> bool:
@@ -159,6 +169,17 @@ class Settings:
                 "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         return self.secret_key
+
+    def require_redis(self) -> str:
+        """REDIS_URL, or the Redis of the ``analytics serve`` running in the data folder;
+        one clear line when there is neither (a command never starts a Redis of its own
+        that no worker would read)."""
+        if not (self.redis_url_configured or self.serve_beside):
+            raise SettingsError(
+                f"REDIS_URL is not set and no `analytics serve` is running in "
+                f"{self.data_dir.resolve()}: set REDIS_URL, or run this beside `analytics serve`"
+            )
+        return self.redis_url
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -197,11 +218,40 @@ def _ca_path(env: Mapping[str, str]) -> Path | None:
     return path
 
 
-def _secret_key(env: Mapping[str, str]) -> str | None:
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str | None:
+    """SECRET_KEY, else the key ``analytics serve`` generated into the data folder."""
     raw = (env.get("SECRET_KEY") or "").strip()
     if raw and len(raw) < SECRET_KEY_MIN:
         raise SettingsError(f"SECRET_KEY must be at least {SECRET_KEY_MIN} characters long")
-    return raw or None
+    if raw:
+        return raw
+    try:
+        return read_secret_key(data_dir)
+    except (DataDirError, OSError) as exc:
+        raise SettingsError(str(exc)) from None
+
+
+def _public_url(env: Mapping[str, str]) -> str | None:
+    """PUBLIC_URL as ``scheme://host[:port]`` (no path: the app is served at the root)."""
+    raw = (env.get("PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise SettingsError(f"PUBLIC_URL must be http(s)://host[:port] with no path, got {raw!r}")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _forwarded_allow_ips(env: Mapping[str, str]) -> str:
@@ -262,6 +312,7 @@ def load_settings(
         raw_db = f"sqlite:///{(data_dir / 'analytics.db').resolve()}"
     # Checked in this order, so the first error reported is the same as it always was.
     raw_redis = _redis_url(env)
+    serve = None if raw_redis else running_serve(data_dir)
     queue_name = _queue_name(env)
     ca_path = _ca_path(env)
     force_ssl = _bool(env, "FORCE_SSL", False)
@@ -272,7 +323,7 @@ def load_settings(
     return Settings(
         flask_host=(env.get("FLASK_HOST") or "0.0.0.0").strip(),
         flask_port=_int(env, "FLASK_PORT", 5000, 1, 65535),
-        redis_url=raw_redis or DEFAULT_REDIS_URL,
+        redis_url=raw_redis or (serve.redis_url if serve else ""),
         redis_url_configured=bool(raw_redis),
         queue_name=queue_name,
         database_url=database_url,
@@ -291,7 +342,7 @@ def load_settings(
         queue_shards=_int(env, "QUEUE_SHARDS", 1, 1, 1024),
         redis_wait_replicas=_int(env, "REDIS_WAIT_REPLICAS", 0, 0, 16),
         queue_shards_previous=_int(env, "QUEUE_SHARDS_PREVIOUS", 0, 0, 1024),
-        secret_key=_secret_key(env),
+        secret_key=_secret_key(env, data_dir),
         public_stats=_bool(env, "PUBLIC_STATS", False),
         forwarded_allow_ips=_forwarded_allow_ips(env),
         geoip_db=_geoip_db(env),
@@ -299,6 +350,9 @@ def load_settings(
         metrics_token=_metrics_token(env),
         metrics_port=_int(env, "METRICS_PORT", 0, 0, 65535),
         log_format=_log_format(env),
+        registered_sites_only=_bool(env, "REGISTERED_SITES_ONLY", False),
+        public_url=_public_url(env),
+        serve_beside=serve,
     )
 
 

@@ -42,8 +42,14 @@ def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable
 
 
 def base_url(settings: Settings, given: str | None) -> str:
+    """Where links point: --base-url, else PUBLIC_URL, else the running ``serve``'s URL,
+    else FLASK_HOST:FLASK_PORT."""
     if given:
         return given.rstrip("/")
+    if settings.public_url:
+        return settings.public_url
+    if settings.serve_beside is not None:
+        return settings.serve_beside.base_url
     host = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::", "") else settings.flask_host
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{settings.flask_port}"
@@ -73,7 +79,10 @@ def users_list(settings: Settings, _args: argparse.Namespace) -> str:
 
 def users_remove(settings: Settings, args: argparse.Namespace) -> str:
     _in_transaction(settings, lambda s: accounts.remove_user(s, args.email.strip().lower()))
-    return f"User {args.email} removed (with its sessions and keys; its sites unregistered)"
+    return (
+        f"User {args.email} removed (with its sessions and keys; its sites unregistered, "
+        "with their viewers, key scopes and share links)"
+    )
 
 
 def users_login_link(settings: Settings, args: argparse.Namespace) -> str:
@@ -113,6 +122,23 @@ def sites_add_viewer(settings: Settings, args: argparse.Namespace) -> str:
     return f"{args.email} now reads {args.site}"
 
 
+def sites_remove_viewer(settings: Settings, args: argparse.Namespace) -> str:
+    async def work(s: AsyncSession) -> bool:
+        return await accounts.remove_viewer(s, args.site, await admin.user(s, args.email))
+
+    if not _in_transaction(settings, work):
+        raise AccountError(f"{args.email} is not a viewer of {args.site}")
+    return f"{args.email} no longer reads {args.site} (nor do its keys)"
+
+
+def sites_remove(settings: Settings, args: argparse.Namespace) -> str:
+    _in_transaction(settings, lambda s: accounts.remove_site(s, args.site))
+    return (
+        f"Site {args.site} unregistered, with its viewers, key scopes and share links "
+        "(its data stays, readable by admins)"
+    )
+
+
 def sites_list(settings: Settings, _args: argparse.Namespace) -> str:
     async def work(s: AsyncSession) -> list[tuple[str, str]]:
         owners = dict(await accounts.registered_sites(s))
@@ -149,7 +175,8 @@ def keys_create(settings: Settings, args: argparse.Namespace) -> str:
 def keys_list(settings: Settings, _args: argparse.Namespace) -> str:
     lines = ["id\tprefix\tuser\tname\tsites\tlast used\tstate"]
     for k in _in_transaction(settings, accounts.list_keys):
-        sites = ",".join(k["sites"]) or "*"  # type: ignore[arg-type]
+        limited = k["sites"]
+        sites = "*" if limited is None else ",".join(limited) or "-"  # type: ignore[arg-type]
         state = "revoked" if k["revoked_at"] else "active"
         used = k["last_used_at"] or "never"
         lines.append(
@@ -214,6 +241,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p = add("sites", "add-viewer", sites_add_viewer, "let a user read a site (read-only)")
     p.add_argument("site")
     p.add_argument("email")
+    p = add("sites", "remove-viewer", sites_remove_viewer, "take a viewer's right away")
+    p.add_argument("site")
+    p.add_argument("email")
+    p = add("sites", "remove", sites_remove, "unregister a site and every right on it")
+    p.add_argument("site")
     add("sites", "list", sites_list, "list sites (registered or with events) and owners")
     p = add("sites", "share", sites_share, "print a new read-only share URL")
     p.add_argument("site")

@@ -15,6 +15,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 from flask import Blueprint, Response, request
@@ -23,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db import stats
+from db import sitelist, stats
 from db.limits import EVENT_TYPE_MAX, SITE_ID_MAX
 from db.stats import Period
 from webapp.auth import access
@@ -38,6 +39,10 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 LIVE_WINDOW_MIN = 5
 STATS_TIMEOUT_S = 15.0
+# /sites: rows per page (at most, and by default); 100 rows of 255-character names are
+# well under 200 KB whatever the names hold.
+SITES_PAGE = 100
+MAX_OFFSET = 10_000_000
 READY_TIMEOUT_S = 3.0
 T = TypeVar("T")
 
@@ -181,11 +186,42 @@ async def get_timeseries() -> Response:
     return json_response(series)
 
 
+def search_arg() -> str:
+    """``q``: a part of a site's name (case-insensitive), '' for every site."""
+    query = request.args.get("q", "")
+    if len(query) > SITE_ID_MAX:
+        raise HTTPError(400, f"q must be at most {SITE_ID_MAX} characters")
+    return query
+
+
 @bp.get("/sites")
 async def get_sites() -> Response:
-    # Only the sites this request may read (webapp.auth.access).
-    found = await access.visible_sites(await read_stats(stats.sites))
-    return json_response({"sites": found})
+    """A page of the sites this request may read (webapp.auth.access), busiest first;
+    ``Link: <...>; rel="next"`` when more follow (as GitHub's API pages)."""
+    query, limit = search_arg(), limit_arg(SITES_PAGE, SITES_PAGE)
+    raw = request.args.get("offset", "0")
+    offset = int(raw) if _INT.fullmatch(raw) else -1
+    if not 0 <= offset <= MAX_OFFSET:
+        raise HTTPError(400, f"offset must be an integer between 0 and {MAX_OFFSET}")
+    readable, registered_too = access.listing_scope()
+    page = await read_stats(
+        lambda s: sitelist.with_events(
+            s,
+            readable=readable,
+            registered_too=registered_too,
+            query=query,
+            offset=offset,
+            limit=limit,
+        )
+    )
+    response = json_response({"sites": page.rows})
+    if page.more:
+        args: dict[str, str | int] = {"limit": limit, "offset": offset + limit}
+        if query:
+            args["q"] = query
+        following = request.path + "?" + urlencode(args)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return response
 
 
 # ---------------------------------------------------------------- health

@@ -17,6 +17,7 @@ import io
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Protocol
 
 import greenback
@@ -54,6 +55,14 @@ class FastPath(Protocol):
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]: ...
 
 
+class Gate(Protocol):
+    """Requests that wait for their turn before Flask runs them (webapp/auth/gate.py)."""
+
+    def handles(self, scope: Scope) -> bool: ...
+
+    def turn(self) -> AbstractAsyncContextManager[None]: ...
+
+
 class ClientGone(Exception):
     """The client disconnected before its body arrived: there is no one to answer."""
 
@@ -78,9 +87,14 @@ class AsgiBridge:
         on_shutdown: Callable[[], Awaitable[None]] | None = None,
         body_timeout_s: float = 5.0,
         fast_path: FastPath | None = None,
+        forwarded: Callable[[Scope], None] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
         self.fast_path = fast_path
+        # Sets the scheme and host the browser used (webapp.proxy) before Flask sees them.
+        self.forwarded = forwarded
+        self.gate = gate
         self.on_startup = on_startup
         self.on_shutdown = on_shutdown
         self.body_timeout_s = body_timeout_s
@@ -174,6 +188,19 @@ class AsgiBridge:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": payload})
             return
+        if self.forwarded is not None:
+            self.forwarded(scope)
+        turn: AbstractAsyncContextManager[None] = nullcontext()
+        if self.gate is not None and self.gate.handles(scope):
+            turn = self.gate.turn()
+        try:
+            async with turn:
+                await self._flask(scope, body, send)
+        except HTTPError as exc:  # the gate's line is full
+            await _send_error(send, exc)
+
+    async def _flask(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Flask's WSGI app run on this loop (async views re-enter it through greenback)."""
         try:
             environ: dict[str, Any] = dict(build_environ(scope, io.BytesIO(body)))  # type: ignore[arg-type]
         except (UnicodeError, ValueError, KeyError):

@@ -41,6 +41,7 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
     from webapp.serve import run_web
 
     settings.require_secret_key()
+    settings.require_redis()
     return run_web(settings, workers=args.workers, host=args.host, port=args.port)
 
 

@@ -25,7 +25,7 @@ from webapp.auth.headers import EVERY_ANSWER
 from webapp.auth.headers import EXTENSION as FORWARDED_EXTENSION
 from webapp.enrich import ForwardedAllow, client_address
 from webapp.errors import HTTPError, error_body, redis_outage
-from webapp.ingest import ACCEPTED, accept_event
+from webapp.ingest import ACCEPTED, DROPPED_HEADER, accept_event
 from webapp.resources import EXTENSION as RESOURCES_EXTENSION
 from webapp.resources import Resources
 
@@ -40,6 +40,7 @@ def _encode(headers: Mapping[str, str]) -> Headers:
 # What the app adds to every ingestion answer: its CORS headers and the security headers
 # of webapp.auth.headers.secure (a JSON answer gets no page headers).
 _COMMON: Headers = _encode({"Content-Type": "application/json", **cors.INGESTION, **EVERY_ANSWER})
+_DROPPED: Headers = _encode({DROPPED_HEADER: "1"})
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -76,7 +77,7 @@ class EventFastPath:
         address = client_address(peer, _header(scope, b"x-forwarded-for"), allow)
         user_agent = _header(scope, b"user-agent") or ""
         try:
-            await accept_event(res, body, _mimetype(scope), address, user_agent)
+            queued = await accept_event(res, body, _mimetype(scope), address, user_agent)
         except HTTPError as exc:
             return self._error(exc)
         except RedisError as exc:
@@ -86,7 +87,8 @@ class EventFastPath:
             log.exception("unhandled error")
             return self._error(HTTPError(500, "internal error"))
         payload = orjson.dumps(ACCEPTED)
-        return 202, [*_COMMON, (b"content-length", str(len(payload)).encode())], payload
+        headers = [*_COMMON, (b"content-length", str(len(payload)).encode())]
+        return 202, headers if queued else headers + _DROPPED, payload
 
     @staticmethod
     def _error(exc: HTTPError) -> tuple[int, Headers, bytes]:

@@ -6,6 +6,11 @@ validated (:mod:`db.event`), enriched with what the request says of its visitor
 stored) and queued by :class:`~asyncworker.queue.Queue`, which sessionizes it in the
 same script call. An event is answered ``202`` only once it is in Redis; with
 ``REDIS_WAIT_REPLICAS`` only once enough replicas have it too.
+
+With ``REGISTERED_SITES_ONLY``, an event of a site nobody registered is answered ``202``
+too, with :data:`DROPPED_HEADER` saying it was dropped (as Plausible answers with
+``x-plausible-dropped: 1``), counted as ``unregistered_site`` and never queued: the
+registered sites come from this process's copy (:mod:`db.registry`), no query per event.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from redis.exceptions import RedisError
 from asyncworker.queue import EnqueueResult
 from asyncworker.queue.edge import Queued
 from db.event import Event, InvalidEvent, validate_event
+from db.registry import NotLoaded
 from webapp import cors, metrics
 from webapp.api import json_response
 from webapp.auth.headers import forwarded_allow
 from webapp.bridge import INGESTION_PATHS
 from webapp.enrich import client_address
 from webapp.enrich.arrival import Salts, enrich
-from webapp.errors import HTTPError
+from webapp.errors import OUTAGE_RETRY_AFTER_S, HTTPError
 from webapp.resources import Resources, resources
 
 bp = Blueprint("ingest", __name__)
@@ -40,6 +46,8 @@ UNREPLICATED_RETRY_AFTER_S = 1
 BATCH_MAX_EVENTS = 1000
 NDJSON = "application/x-ndjson"
 ACCEPTED = {"status": "accepted"}
+# On a 202 whose events were dropped (REGISTERED_SITES_ONLY): how many.
+DROPPED_HEADER = "X-Analytics-Dropped"
 _OUTCOMES = {
     EnqueueResult.ACCEPTED: metrics.ACCEPTED,
     EnqueueResult.DUPLICATE: metrics.DUPLICATES,
@@ -105,6 +113,23 @@ def _refuse(outcome: EnqueueResult) -> None:
         )
 
 
+def registered(res: Resources, events: Sequence[Event]) -> list[Event]:
+    """The events to queue: all of them, or with REGISTERED_SITES_ONLY those of registered
+    sites (the others counted as dropped)."""
+    if res.registry is None:
+        return list(events)
+    try:
+        kept = [e for e in events if res.registry.get(e.site_id) is not None]
+    except NotLoaded:
+        metrics.reject("unavailable", len(events))
+        raise HTTPError.retry_later(
+            503, "registered sites not loaded yet, retry later", OUTAGE_RETRY_AFTER_S
+        ) from None
+    if len(kept) < len(events):
+        metrics.reject("unregistered_site", len(events) - len(kept))
+    return kept
+
+
 async def queue_events(
     res: Resources, events: Sequence[Event], address: str | None, user_agent: str
 ) -> list[EnqueueResult]:
@@ -133,19 +158,26 @@ async def queue_events(
 
 async def accept_event(
     res: Resources, raw: bytes, mimetype: str, address: str | None, user_agent: str
-) -> None:
-    """``POST /event`` itself: return once the event is queued, else raise HTTPError
-    (or RedisError). Shared by the Flask view and the bridge's fast path."""
+) -> bool:
+    """``POST /event`` itself: True once the event is queued, False when it was dropped
+    (an unregistered site), else raise HTTPError (or RedisError). Shared by the Flask
+    view and the bridge's fast path."""
     event = parse_event(raw, mimetype)
+    if not registered(res, [event]):
+        return False
     (outcome,) = await queue_events(res, [event], address, user_agent)
     _refuse(outcome)
+    return True
 
 
 @bp.post("/event")
 async def post_event() -> Response:
     raw = request.get_data(cache=False)
-    await accept_event(resources(), raw, request.mimetype, *request_client())
-    return json_response(ACCEPTED, 202)
+    queued = await accept_event(resources(), raw, request.mimetype, *request_client())
+    response = json_response(ACCEPTED, 202)
+    if not queued:
+        response.headers[DROPPED_HEADER] = "1"
+    return response
 
 
 def _batch_items() -> list[object]:
@@ -196,10 +228,15 @@ async def post_events() -> Response:
             rejected.append({"index": index, "error": str(exc)})
     if rejected:
         metrics.reject("invalid", len(rejected))
-    outcomes = await queue_events(resources(), valid, *request_client()) if valid else []
+    res = resources()
+    kept = registered(res, valid)
+    outcomes = await queue_events(res, kept, *request_client()) if kept else []
     for outcome in (EnqueueResult.QUEUE_FULL, EnqueueResult.UNREPLICATED):
         if outcome in outcomes:
             _refuse(outcome)
     duplicates = outcomes.count(EnqueueResult.DUPLICATE)
     body = {"accepted": len(outcomes) - duplicates, "duplicates": duplicates, "rejected": rejected}
-    return json_response(body, 202)
+    response = json_response(body, 202)
+    if len(kept) < len(valid):
+        response.headers[DROPPED_HEADER] = str(len(valid) - len(kept))
+    return response

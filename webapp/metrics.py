@@ -48,11 +48,12 @@ DUPLICATES = Counter(
 REJECTED = Counter(
     "analytics_events_rejected",
     "Events refused, by reason: invalid (400/408/415), too_large (413), queue_full (503), "
-    "unavailable (503: Redis away, or replicas short of REDIS_WAIT_REPLICAS)",
+    "unavailable (503: Redis away, or replicas short of REDIS_WAIT_REPLICAS), "
+    "unregistered_site (202 and dropped: REGISTERED_SITES_ONLY)",
     ["reason"],
     registry=REGISTRY,
 )
-REASONS = ("invalid", "too_large", "queue_full", "unavailable")
+REASONS = ("invalid", "too_large", "queue_full", "unavailable", "unregistered_site")
 for _reason in REASONS:
     REJECTED.labels(_reason)  # every reason present from the start, at 0
 ENQUEUE_SECONDS = Histogram(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from asyncworker.queue import Queue
 from db.engine import create_engine
+from db.registry import SiteRegistry
 from db.settings import Settings
 from webapp import enrich
 from webapp.enrich import GeoDatabase
@@ -31,6 +32,8 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     # Region and city names (GEOIP_DB); None when not configured.
     geo: GeoDatabase | None = None
+    # The registered sites, refreshed in the background (REGISTERED_SITES_ONLY only).
+    registry: SiteRegistry | None = None
 
 
 async def open_resources(app: Flask) -> Resources:
@@ -53,6 +56,9 @@ async def open_resources(app: Flask) -> Resources:
     # start is no reason not to serve (POST /event answers 503 until it is back).
     with contextlib.suppress(RedisError, OSError):
         await res.queue.warm_up()
+    if settings.registered_sites_only:
+        res.registry = SiteRegistry(engine)
+        await res.registry.start()
     app.extensions[EXTENSION] = res
     return res
 
@@ -60,6 +66,8 @@ async def open_resources(app: Flask) -> Resources:
 async def close_resources(app: Flask) -> None:
     res: Resources | None = app.extensions.pop(EXTENSION, None)
     if res is not None:
+        if res.registry is not None:
+            await res.registry.close()
         await res.queue.close()
         await res.engine.dispose()
         if res.geo is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -22,7 +21,16 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from db.settings import SECRET_KEY_MIN, Settings, SettingsError
+from db.datadir import (
+    SECRET_KEY_FILE,
+    DataDirError,
+    RunningServe,
+    clear_running_serve,
+    create_secret_key,
+    read_secret_key,
+    write_running_serve,
+)
+from db.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -233,23 +241,17 @@ def _start_embedded_redis(data_dir: Path) -> Any:
     )
 
 
-SECRET_KEY_FILE = "secret_key"
-
-
 def stored_secret_key(data_dir: Path) -> str:
     """``<data dir>/secret_key``, created (mode 0600) with a new random key the first time."""
-    path = data_dir / SECRET_KEY_FILE
-    if path.is_file():
-        key = path.read_text().strip()
-        if len(key) < SECRET_KEY_MIN:
-            raise SettingsError(f"{path} holds no usable SECRET_KEY: delete it to get a new one")
+    try:
+        key = read_secret_key(data_dir)
+    except DataDirError as exc:
+        raise SettingsError(str(exc)) from None
+    if key is not None:
         return key
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key + "\n")
-    print(f"Generated a SECRET_KEY into {path.resolve()} (kept for next time)", flush=True)
+    key = create_secret_key(data_dir)
+    path = (data_dir / SECRET_KEY_FILE).resolve()
+    print(f"Generated a SECRET_KEY into {path} (kept for next time)", flush=True)
     return key
 
 
@@ -263,6 +265,11 @@ def _first_run_link(python: list[str], env: dict[str, str], base_url: str) -> st
 
 def run_all(settings: Settings, *, port: int | None = None, workers: int = 1) -> int:
     """Embedded services where unset, tables, then web + worker until Ctrl-C."""
+    if settings.serve_beside is not None:
+        raise SettingsError(
+            f"`analytics serve` is already running in {settings.data_dir.resolve()} "
+            f"(pid {settings.serve_beside.pid}, {settings.serve_beside.base_url})"
+        )
     env = dict(os.environ)
     embedded = None
     if not settings.redis_url_configured:
@@ -297,10 +304,16 @@ def run_all(settings: Settings, *, port: int | None = None, workers: int = 1) ->
         if init.returncode != 0:
             return init.returncode
         shown = "127.0.0.1" if settings.flask_host in ("0.0.0.0", "::") else settings.flask_host
-        link = _first_run_link(python, env, f"http://{shown}:{bind_port}")
+        base = settings.public_url or f"http://{shown}:{bind_port}"
+        if embedded is not None:
+            # Commands run beside this serve (users login-link, dead-letters...) use its
+            # Redis, key and SQLite file: db.datadir.
+            here = RunningServe(os.getpid(), env["REDIS_URL"], base)
+            write_running_serve(settings.data_dir, here)
+        link = _first_run_link(python, env, base)
         for command in (["worker"], ["web", "--workers", str(workers)]):
             children.append(subprocess.Popen([*python, *command], env=env, preexec_fn=_detach))
-        running = f"Analytics is running: open http://{shown}:{bind_port}/  (Ctrl-C to stop)"
+        running = f"Analytics is running: open {base}/  (Ctrl-C to stop)"
         print("\n".join(filter(None, [running, link])), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.2)
@@ -317,5 +330,6 @@ def run_all(settings: Settings, *, port: int | None = None, workers: int = 1) ->
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
         if embedded is not None:
+            clear_running_serve(settings.data_dir)
             embedded.shutdown()
     return code

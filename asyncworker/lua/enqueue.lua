@@ -12,6 +12,7 @@
 -- KEYS[3 + 3*(i-1)]            event i's dedupe key (any key of the slot if it has no event_id)
 -- KEYS[4 + 3*(i-1)]            its visitor's visit state under today's visitor id
 -- KEYS[5 + 3*(i-1)]            the same under yesterday's id (= the previous key if none)
+-- KEYS[#KEYS]                  the hash of events pending per site (finish.lua counts down)
 -- ARGV[1..7]                   max_length, seen_ttl, received_ttl, waited ("1" when the
 --                              caller WAITs for replicas after this script), the longest
 --                              pause inside a visit (microseconds), the state's TTL (ms),
@@ -22,7 +23,7 @@
 --                              time (microseconds), visitor id, the id of the visit it opens
 --                              if it does, the visit dimensions (JSON object) if it opens one,
 --                              "p" .. path for a pageview or ""
-local queue, received = KEYS[1], KEYS[2]
+local queue, received, pending = KEYS[1], KEYS[2], KEYS[#KEYS]
 local max_length = tonumber(ARGV[1])
 local seen_ttl, received_ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local waited = ARGV[4]
@@ -97,6 +98,7 @@ for i = 1, n_events do
     end
     length = redis.call('LPUSH', queue, payload)
     redis.call('HINCRBY', received, site_id, 1)
+    redis.call('HINCRBY', pending, site_id, 1)
     results[i] = 1
   elseif fresh == false then
     results[i] = 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import orjson
@@ -205,13 +206,32 @@ class Queue(QueueEdge, QueueExtras):
 
     _finish = Script("finish")
 
-    async def finish(self, inflight: str, marker: bytes, dead_letters: list[bytes]) -> bool:
+    async def finish(
+        self,
+        inflight: str,
+        marker: bytes,
+        dead_letters: list[bytes],
+        sites: Mapping[str, int] | None = None,
+    ) -> bool:
         """Acknowledge a stored batch; False (nothing done) if the list was adopted.
 
-        KEYS: the in-flight list, the dead-letter list.
+        ``sites``: how many of the batch's messages each site had (stored or dead-lettered),
+        counted down from its pending events in the same step.
+        KEYS: the in-flight list, the dead-letter list, the pending counts.
         """
-        done = await self._finish(keys=[inflight, self.keys.dead], args=[marker, *dead_letters])
+        counts = [x for site, n in (sites or {}).items() for x in (site, n)]
+        done = await self._finish(
+            keys=[inflight, self.keys.dead, self.keys.pending],
+            args=[marker, len(dead_letters), *dead_letters, *counts],
+        )
         return int(done) == 1
+
+    async def pending_events(self, site_id: str) -> int:
+        """Events of ``site_id`` queued or in flight, summed over every shard."""
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in self.shards():
+            pipe.hget(queue.keys.pending, site_id)
+        return sum(int(n or 0) for n in await pipe.execute())
 
     async def confirm(self, inflight: str, marker: bytes) -> bool:
         """With ``REDIS_WAIT_REPLICAS``: False if the list no longer ends with ``marker``

@@ -113,6 +113,7 @@ def make_client(settings: Settings, role: Role) -> Client:
     in-flight list, which holds whatever did move.
     """
     connect, read = _TIMEOUTS[role]
+    settings.require_redis()
     if settings.redis_cluster:
         web = role is Role.WEB
         return _Cluster.from_url(

@@ -209,6 +209,7 @@ class QueueEdge:
             event_keys, event_args = self._event_args(event, arrival)
             key_names += event_keys
             args += event_args
+        key_names.append(self.keys.pending)
         with resets_as_errors(self.redis):
             if replicas == 0:
                 raw = await self._enqueue(keys=key_names, args=args)

@@ -2,14 +2,14 @@
 
 Mixed into :class:`asyncworker.queue.Queue`, which stays the one owner of Redis: the
 dead letters an operator lists, requeues or purges (``analytics dead-letters``), and
-the failed sign-in counters the web edge's throttling reads.
+the sign-in attempt counters the web edge's throttling keeps.
 """
 
 from __future__ import annotations
 
 from typing import cast
 
-from asyncworker.keys import QueueKeys
+from asyncworker.keys import QueueKeys, site_of
 from asyncworker.queue.client import Client, Script
 
 
@@ -21,23 +21,20 @@ class QueueExtras:
 
     # ------------------------------------------------------------ sign-in throttling
 
-    _fail = Script("fail")
+    _attempt = Script("attempt")
+    _give_back = Script("give_back")
 
-    async def count_failure(self, counters: list[str], window_s: int) -> int:
-        """Count a failed sign-in on each counter (:meth:`QueueKeys.login_failures` names);
-        the highest count."""
-        return int(await self._fail(keys=counters, args=(window_s,)))
+    async def count_attempt(self, counters: list[tuple[str, int]], window_s: int) -> int:
+        """Count a sign-in attempt on every counter (:meth:`QueueKeys.login_attempts`
+        names, each with its limit), or none when one is at its limit: 0 when counted,
+        else the seconds to wait (one script: concurrent attempts cannot overrun a limit)."""
+        keys = [name for name, _ in counters]
+        args = [window_s, *(limit for _, limit in counters)]
+        return int(await self._attempt(keys=keys, args=args))
 
-    async def failures(self, counters: list[str]) -> tuple[int, int]:
-        """The highest count among ``counters`` and the seconds until that one expires."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name in counters:
-                pipe.get(name)
-                pipe.ttl(name)
-            answers = await pipe.execute()
-        pairs = [(int(answers[i] or 0), int(answers[i + 1])) for i in range(0, len(answers), 2)]
-        count, ttl = max(pairs, default=(0, 0))
-        return count, max(ttl, 1) if count else 0
+    async def give_back(self, counters: list[str]) -> None:
+        """Undo one :meth:`count_attempt` on ``counters`` (a success, or no check made)."""
+        await self._give_back(keys=counters)
 
     # ------------------------------------------------------------ dead letters
 
@@ -50,11 +47,11 @@ class QueueExtras:
     async def requeue(self, entry: bytes, raw: bytes) -> bool:
         """Move one dead letter back onto the queue; False if it was already gone.
 
-        KEYS: the dead-letter list, the queue. Once, even if two requeues race.
+        KEYS: the dead-letter list, the queue, the pending counts. Once, even if two
+        requeues race; its site (when the message names one) has one more event pending.
         """
-        return (
-            int(await self._requeue(keys=[self.keys.dead, self.keys.queue], args=[entry, raw])) == 1
-        )
+        keys = [self.keys.dead, self.keys.queue, self.keys.pending]
+        return int(await self._requeue(keys=keys, args=[entry, raw, site_of(raw) or ""])) == 1
 
     async def purge(self, entries: list[bytes]) -> int:
         """Delete these dead letters (each once); how many were still there."""

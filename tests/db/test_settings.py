@@ -18,7 +18,11 @@ def settings(**env: str):  # type: ignore[no-untyped-def]
 def test_defaults() -> None:
     s = settings()
     assert (s.flask_host, s.flask_port) == ("0.0.0.0", 5000)
-    assert s.redis_url == "redis://localhost:6379/0" and not s.redis_url_configured
+    # No REDIS_URL and no `analytics serve` beside: nothing to connect to, said in one line.
+    assert s.redis_url == "" and not s.redis_url_configured and s.serve_beside is None
+    with pytest.raises(SettingsError, match="REDIS_URL is not set and no `analytics serve`"):
+        s.require_redis()
+    assert not s.registered_sites_only and s.public_url is None
     assert s.queue_name == "event_queue"
     assert s.database_url.drivername == "sqlite+aiosqlite"
     assert s.database_url.database.endswith("analytics.db")
@@ -151,3 +155,16 @@ def test_secret_key_and_public_stats() -> None:
         settings(SECRET_KEY="short")
     with pytest.raises(SettingsError, match="PUBLIC_STATS must be true or false"):
         settings(PUBLIC_STATS="maybe")
+
+
+@pytest.mark.parametrize(
+    "raw", ["analytics.example", "ftp://a.example", "https://a.example/path", "https://u@a.example"]
+)
+def test_public_url_is_scheme_and_host_only(raw: str) -> None:
+    with pytest.raises(SettingsError, match="PUBLIC_URL must be http"):
+        settings(PUBLIC_URL=raw)
+
+
+def test_public_url_and_registered_sites_only() -> None:
+    s = settings(PUBLIC_URL="https://Analytics.example:8443/", REGISTERED_SITES_ONLY="true")
+    assert s.public_url == "https://Analytics.example:8443" and s.registered_sites_only

@@ -75,7 +75,10 @@ def test_init_db_adopts_the_original_apps_table(mariadb_url: str) -> None:
         (["web"], {"LOG_FORMAT": "JSONL"}, "error: LOG_FORMAT must be text or json"),
         (
             ["worker"],
-            {"DATABASE_URL": "mysql://root@127.0.0.1:3306/no_such_database_here"},
+            {
+                "DATABASE_URL": "mysql://root@127.0.0.1:3306/no_such_database_here",
+                "REDIS_URL": "redis://127.0.0.1:6379/0",
+            },
             "error: database unknown database",
         ),
     ],

@@ -20,7 +20,7 @@ class _SessionCookies(SecureCookieSessionInterface):
     """Flask's signed cookie (it only holds the CSRF secret), ``Secure`` on HTTPS."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return isinstance(request, Request) and headers.is_https()
+        return isinstance(request, Request) and request.is_secure
 
 
 def _template_context() -> dict[str, object]:

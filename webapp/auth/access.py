@@ -17,7 +17,6 @@ still need a session).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from flask import current_app, g, request
 
@@ -137,17 +136,11 @@ async def principal() -> Principal | None:
     return result
 
 
-async def visible_sites(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``/sites``: of the sites with data (``found``), those this request reads, then the
-    readable registered sites that have no event yet (with a total of 0)."""
+def listing_scope() -> tuple[frozenset[str] | None, bool]:
+    """What ``/sites`` lists for this request: the names it may read (None: every site)
+    and whether registered sites without events are listed too (not for the public view
+    of PUBLIC_STATS, which lists sites with events, as before accounts existed)."""
     who: Principal | None = g.get("principal")
     if who is None or who.kind == "public":
-        return found
-    if who.sites is None:
-        async with resources().sessions() as s:
-            wanted = {site for site, _ in await accounts.registered_sites(s)}
-    else:
-        wanted = set(who.sites)
-    shown = [row for row in found if who.can_read(row["site_id"])]
-    missing = wanted - {row["site_id"] for row in shown}
-    return shown + [{"site_id": site, "total_events": 0} for site in sorted(missing)]
+        return None, False
+    return who.sites, True

@@ -1,13 +1,14 @@
-"""What the browser is told: security headers, the client's address and scheme behind proxies.
+"""What the browser is told: security headers; the client's address behind proxies.
 
-``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only from the peers of
-``FORWARDED_ALLOW_IPS`` (the rule of :mod:`webapp.enrich.address`), so a client
-cannot claim to be on HTTPS or at another address.
+``X-Forwarded-For`` is believed only from the peers of ``FORWARDED_ALLOW_IPS`` (the
+rule of :mod:`webapp.enrich.address`), so a client cannot claim another address; the
+scheme and host are settled before Flask runs (:mod:`webapp.proxy`), so
+``request.is_secure`` and ``request.host_url`` already say what the browser used.
 """
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from werkzeug.wrappers import Response
 
 from webapp.enrich.address import ForwardedAllow, client_address
@@ -20,24 +21,19 @@ CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# Pages whose URL holds a secret (share links, one-time sign-in links) send no Referer at all.
-SECRET_URL_ENDPOINTS = frozenset({"auth.share_page", "auth.login_once"})
+# Pages whose URL holds a secret never send it in a Referer: a share link's page sends
+# none at all; the one-time sign-in page sends its origin only, which its own form's POST
+# needs over HTTPS (Flask-WTF refuses a form posted without a Referer of this host there).
+SECRET_URL_POLICIES = {"auth.share_page": "no-referrer", "auth.login_once": "strict-origin"}
 
 
-def forwarded_allow() -> ForwardedAllow:
-    found: ForwardedAllow = current_app.extensions[EXTENSION]
+def forwarded_allow_of(app: Flask) -> ForwardedAllow:
+    found: ForwardedAllow = app.extensions[EXTENSION]
     return found
 
 
-def _trusted_peer() -> bool:
-    return forwarded_allow().trusts(request.remote_addr)
-
-
-def is_https() -> bool:
-    if request.scheme == "https":
-        return True
-    proto = request.headers.get("X-Forwarded-Proto", "")
-    return _trusted_peer() and proto.split(",")[0].strip().lower() == "https"
+def forwarded_allow() -> ForwardedAllow:
+    return forwarded_allow_of(current_app)
 
 
 def client() -> str:
@@ -55,8 +51,8 @@ EVERY_ANSWER = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-or
 def secure(response: Response) -> Response:
     """After every request: the page headers on HTML, and no caching of pages with secrets."""
     defaults = dict(EVERY_ANSWER)
-    if request.endpoint in SECRET_URL_ENDPOINTS:
-        defaults["Referrer-Policy"] = "no-referrer"
+    if request.endpoint in SECRET_URL_POLICIES:
+        defaults["Referrer-Policy"] = SECRET_URL_POLICIES[request.endpoint]
     for name, value in defaults.items():
         response.headers.setdefault(name, value)
     if response.mimetype == "text/html":

@@ -20,6 +20,9 @@ class Kind(Enum):
     SESSION = "ss"
     SHARE = "sh"
     LOGIN = "ln"
+    # Not secrets handed out: a device cookie's signature, the names of throttle counters.
+    DEVICE = "dv"
+    THROTTLE = "th"
 
 
 # Characters of a key kept in clear for display ("ak_Xy12Ab34").

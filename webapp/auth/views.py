@@ -32,16 +32,30 @@ def _page(template: str, status: int = 200, **context: object) -> Response:
     return Response(render_template(template, **context), status, mimetype="text/html")
 
 
+async def _checked(email: str, stored: str | None, password: str) -> bool:
+    """Whether ``password`` is right, counted by the throttle before the check (429 when
+    over a limit, 503 when too many checks wait); a success gives its attempt back."""
+    tried = await throttle.attempt(email)
+    try:
+        ok = await passwords.check(stored, password)
+    except passwords.Busy as exc:
+        await throttle.give_back(tried)  # no check was made
+        raise HTTPError.retry_later(503, str(exc).capitalize() + ".", exc.retry_after) from None
+    if ok:
+        await throttle.give_back(tried)
+    return ok
+
+
 async def _attempt(email: str, password: str) -> accounts.User | None:
-    """Check the password (same work for an unknown email), counting failures."""
-    await throttle.check(email)
+    """The user whose password this is (same work for an unknown email), or None."""
     async with resources().sessions() as s:
         user = await accounts.user_by_email(s, email)
-    ok = passwords.verify(user.password_hash if user else None, password)
-    if user is None or not ok:
-        await throttle.failed(email)
-        return None
-    return user
+    ok = await _checked(email, user.password_hash if user else None, password)
+    return user if ok and user is not None else None
+
+
+def _signed_in(response: Response, token: str, user: accounts.User) -> Response:
+    return throttle.remember_device(sessions.with_cookie(response, token), user.email)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -60,7 +74,7 @@ async def login() -> Response:
         return page
     if user is None:
         return _page("login.html", 401, next=target, email=email, error=WRONG)
-    return await sessions.start(redirect(target, 303), user)
+    return _signed_in(redirect(target, 303), await sessions.start(user), user)
 
 
 @bp.route("/login/once/<token>", methods=["GET", "POST"])
@@ -80,7 +94,7 @@ async def login_once(token: str) -> Response:
         user = await accounts.use_login_token(s, token_hash)
     if user is None:
         return used_up
-    return await sessions.start(redirect("/account", 303), user)
+    return _signed_in(redirect("/account", 303), await sessions.start(user), user)
 
 
 @bp.post("/logout")
@@ -91,14 +105,20 @@ async def logout() -> Response:
 async def _change_password(user: accounts.User) -> str | None:
     """Apply the form; an error message, or None when the password was changed."""
     form = request.form
-    if user.password_hash and not passwords.verify(user.password_hash, form.get("current", "")):
-        return "The current password is wrong."
     if form.get("new", "") != form.get("confirm", ""):
         return "The two new passwords differ."
     try:
-        new_hash = passwords.hash_password(form.get("new", ""))
+        passwords.check_strength(form.get("new", ""))
     except passwords.WeakPassword as exc:
         return str(exc).capitalize() + "."
+    if user.password_hash and not await _checked(
+        user.email, user.password_hash, form.get("current", "")
+    ):
+        return "The current password is wrong."
+    try:
+        new_hash = await passwords.new_hash(form.get("new", ""))
+    except passwords.Busy as exc:
+        raise HTTPError.retry_later(503, str(exc).capitalize() + ".", exc.retry_after) from None
     async with resources().sessions.begin() as s:
         await accounts.set_password(s, user.id, new_hash)
     return None
@@ -109,15 +129,21 @@ async def account() -> Response:
     user: accounts.User = g.user
     if request.method == "GET":
         return _page("account.html", user=user)
-    error = await _change_password(user)
+    try:
+        error = await _change_password(user)
+    except HTTPError as exc:  # throttled, or too many checks waiting
+        page = _page("account.html", exc.status, user=user, error=exc.message)
+        page.headers.update(exc.headers)
+        return page
     if error is not None:
         return _page("account.html", 400, user=user, error=error)
     # Every session of the user is gone, this one included: sign this browser in afresh.
     async with resources().sessions() as s:
         fresh = await accounts.user_by_id(s, user.id)
     assert fresh is not None
+    token = await sessions.start(fresh)
     page = _page("account.html", user=fresh, notice="Password changed; other sessions ended.")
-    return await sessions.start(page, fresh)
+    return sessions.with_cookie(page, token)
 
 
 @bp.get("/share/<token>")

@@ -81,7 +81,11 @@ def test_serve_first_run_prints_a_sign_in_link(tmp_path: Path) -> None:
             landed = browser.post(link.group(0), data=form, follow_redirects=True)
             assert landed.status_code == 200 and str(landed.url).endswith("/account")
             assert browser.get(base + "/stats?site_id=example-site").status_code == 200
-            assert browser.post(link.group(0), data=form).status_code == 404  # used once
+            # Used once (with a token of the new CSRF secret: signing in renewed it).
+            fresh = re.search(r'name="csrf_token" value="([^"]+)"', landed.text)
+            assert fresh and fresh.group(1) != form["csrf_token"]
+            again = browser.post(link.group(0), data={"csrf_token": fresh.group(1)})
+            assert again.status_code == 404
             assert browser.get(link.group(0)).status_code == 404
         assert httpx.get(base + "/stats?site_id=example-site").status_code == 401
     assert run.code == 0
